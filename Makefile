@@ -1,0 +1,48 @@
+# Corral build. Everything a newcomer needs is `make run` and `make test`.
+GO        ?= go
+BIN       := bin
+GOFLAGS   := -trimpath
+LDFLAGS   := -s -w
+STATIC    := CGO_ENABLED=0
+PREFIX    ?= /usr
+DESTDIR   ?=
+
+.PHONY: all build run test unit-test integration-test bench lint proto install clean deps
+
+all: build
+
+build:
+	$(STATIC) $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/corral ./cmd/corral
+	$(STATIC) $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/corral-agent ./cmd/corral-agent
+	$(STATIC) $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/corralctl ./cmd/corralctl
+
+# run starts the supervisor in the foreground with the example units.
+run: build
+	hack/run.sh
+
+# deps installs what the tests need on a fresh Debian machine (idempotent).
+deps:
+	hack/deps.sh
+
+test: deps lint build
+	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m -tags integration ./test/...
+
+bench: build
+	hack/bench/run.sh
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+proto:
+	hack/proto.sh
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/corral
+	install -m 0755 $(BIN)/corral $(DESTDIR)$(PREFIX)/sbin/corral
+	install -m 0755 $(BIN)/corral-agent $(DESTDIR)$(PREFIX)/sbin/corral-agent
+	install -m 0755 $(BIN)/corralctl $(DESTDIR)$(PREFIX)/bin/corralctl
+
+clean:
+	rm -rf $(BIN)
