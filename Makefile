@@ -25,8 +25,7 @@ deps:
 	hack/deps.sh
 
 test: deps lint build
-	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -timeout 20m -tags integration ./test/...
+	$(GO) test -count=1 -timeout 30m -tags integration ./...
 
 bench: build
 	hack/bench/run.sh
