@@ -79,7 +79,6 @@ func SignalName(sig syscall.Signal) string {
 	return strconv.Itoa(int(sig))
 }
 
-
 // Reaper reaps every child of the process and hands each exit to whoever
 // watches that PID.
 type Reaper struct {
