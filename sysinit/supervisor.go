@@ -1,0 +1,336 @@
+package sysinit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultStopTimeout = 90 * time.Second
+	DefaultKillTimeout = 5 * time.Second
+	DefaultMaxRecords  = 4096
+)
+
+// Config is what `corral init` was asked to do. The fields that describe the
+// node (Root, UnitDirs, CgroupRoot, LogLevel) are not used by the supervisor
+// itself; they are passed through to the core.
+type Config struct {
+	Root       string   // --root of the core
+	UnitDirs   []string // --unit-dir of the core, in order
+	CgroupRoot string   // --cgroup-root of the core, "" = core default
+	LogLevel   string   // --log-level of the core, "" = core default
+
+	Agent  string // path of the corral-agent binary
+	Helper string // path of the corral binary, passed as --helper (the exec trampoline)
+
+	StopTimeout time.Duration // how long the core may take to stop all units on SIGTERM
+	KillTimeout time.Duration // how long remaining processes get between SIGTERM and SIGKILL
+
+	Log        *slog.Logger // nil = slog.Default()
+	Output     *os.File     // the core's stdout and stderr; nil = os.Stderr
+	Procfs     string       // "" = /proc
+	MaxRecords int          // bound of the exit-record table; 0 = DefaultMaxRecords
+}
+
+// AgentArgs is the argv (without argv[0]) the core is started with. These
+// flag names are the contract with cmd/corral-agent.
+func (c Config) AgentArgs() []string {
+	a := []string{"--root", c.Root}
+	for _, d := range c.UnitDirs {
+		a = append(a, "--unit-dir", d)
+	}
+	if c.CgroupRoot != "" {
+		a = append(a, "--cgroup-root", c.CgroupRoot)
+	}
+	if c.LogLevel != "" {
+		a = append(a, "--log-level", c.LogLevel)
+	}
+	if c.Helper != "" {
+		a = append(a, "--helper", c.Helper)
+	}
+	return a
+}
+
+// Supervisor keeps the core running and reaps everything that re-parents to
+// it. All of its state is touched by the single goroutine running Run, so
+// it needs no locks and a panic anywhere is caught by Run's recover.
+type Supervisor struct {
+	cfg     Config
+	log     *slog.Logger
+	table   *Table
+	self    int
+	sigs    chan os.Signal
+	devnull *os.File
+
+	agentPID   int
+	agentStart time.Time
+	bo         backoff
+	restart    *time.Timer // pending restart of the core, or nil
+	stopping   bool
+}
+
+// New returns a supervisor for cfg with defaults filled in.
+func New(cfg Config) *Supervisor {
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = DefaultStopTimeout
+	}
+	if cfg.KillTimeout <= 0 {
+		cfg.KillTimeout = DefaultKillTimeout
+	}
+	if cfg.Procfs == "" {
+		cfg.Procfs = "/proc"
+	}
+	if cfg.Output == nil {
+		cfg.Output = os.Stderr
+	}
+	if cfg.MaxRecords <= 0 {
+		cfg.MaxRecords = DefaultMaxRecords
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Supervisor{cfg: cfg, log: log, table: NewTable(cfg.MaxRecords), self: os.Getpid()}
+}
+
+// Records is the table of exits of processes reaped while they were not the
+// core; a later issue hands it to the next core.
+func (s *Supervisor) Records() *Table { return s.table }
+
+// errPanic is returned by Run after it recovered from a panic and shut down.
+var errPanic = errors.New("sysinit: supervisor panicked; shut down")
+
+// Run starts the core and supervises it until SIGTERM or SIGINT arrives or
+// ctx is cancelled; then it stops the core, kills and reaps every remaining
+// descendant, and returns nil. It must be called from one goroutine only,
+// once.
+func (s *Supervisor) Run(ctx context.Context) (err error) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("sysinit: set child subreaper: %w", err)
+	}
+	dn, err := os.Open(os.DevNull)
+	if err != nil {
+		return fmt.Errorf("sysinit: open %s: %w", os.DevNull, err)
+	}
+	defer dn.Close()
+	s.devnull = dn
+	s.sigs = make(chan os.Signal, 16)
+	signal.Notify(s.sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	defer signal.Stop(s.sigs)
+
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("supervisor panicked; shutting down", "panic", r, "stack", string(debug.Stack()))
+			s.safeShutdown()
+			err = errPanic
+		}
+	}()
+
+	s.log.Info("supervisor started", "pid", s.self, "agent", s.cfg.Agent)
+	s.startAgent()
+	for {
+		var restartC <-chan time.Time
+		if s.restart != nil {
+			restartC = s.restart.C
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Info("context done; shutting down")
+			s.shutdown()
+			return nil
+		case sig := <-s.sigs:
+			switch sig {
+			case unix.SIGCHLD:
+				s.reap()
+			case unix.SIGHUP:
+				s.forward(unix.SIGHUP)
+			case unix.SIGTERM, unix.SIGINT:
+				s.log.Info("shutting down", "signal", unix.SignalName(sig.(syscall.Signal)))
+				s.shutdown()
+				return nil
+			}
+		case <-restartC:
+			s.restart = nil
+			s.startAgent()
+		}
+	}
+}
+
+// startAgent forks and execs the core. It is not an os/exec child: nothing
+// but the reap loop may wait for it.
+func (s *Supervisor) startAgent() {
+	argv := append([]string{s.cfg.Agent}, s.cfg.AgentArgs()...)
+	out := s.cfg.Output.Fd()
+	pid, err := syscall.ForkExec(s.cfg.Agent, argv, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{s.devnull.Fd(), out, out},
+		// Its own process group: a ^C on the terminal of `make run` reaches
+		// only the supervisor, which then stops the core in order.
+		Sys: &syscall.SysProcAttr{Setpgid: true},
+	})
+	if err != nil {
+		s.log.Error("cannot start core", "path", s.cfg.Agent, "err", err)
+		s.scheduleRestart(max(s.bo.next(0), backoffMin))
+		return
+	}
+	s.agentPID, s.agentStart = pid, time.Now()
+	s.log.Info("core started", "pid", pid)
+}
+
+func (s *Supervisor) scheduleRestart(d time.Duration) {
+	if s.restart != nil {
+		s.restart.Stop()
+	}
+	s.log.Info("restarting core after backoff", "delay", d)
+	s.restart = time.NewTimer(d)
+}
+
+// reap collects every exited child: the core's exit triggers a restart,
+// any other process is recorded.
+func (s *Supervisor) reap() {
+	reapAll(s.cfg.Procfs, func(r Record) {
+		if r.PID == s.agentPID && s.agentPID != 0 {
+			s.agentExited(r)
+			return
+		}
+		s.table.Add(r)
+		s.log.Info("reaped orphan", "pid", r.PID, "start_time", r.StartTime, "status", Describe(r.Status))
+	})
+}
+
+func (s *Supervisor) agentExited(r Record) {
+	up := r.Time.Sub(s.agentStart)
+	s.agentPID = 0
+	if s.stopping {
+		s.log.Info("core exited", "pid", r.PID, "status", Describe(r.Status), "uptime", up)
+		return
+	}
+	s.log.Warn("core exited", "pid", r.PID, "status", Describe(r.Status), "uptime", up)
+	if d := s.bo.next(up); d > 0 {
+		s.scheduleRestart(d)
+		return
+	}
+	s.startAgent()
+}
+
+func (s *Supervisor) forward(sig syscall.Signal) {
+	if s.agentPID == 0 {
+		s.log.Warn("no core running; signal dropped", "signal", unix.SignalName(sig))
+		return
+	}
+	if err := unix.Kill(s.agentPID, sig); err != nil {
+		s.log.Warn("forward signal to core", "pid", s.agentPID, "signal", unix.SignalName(sig), "err", err)
+	}
+}
+
+// safeShutdown runs shutdown and, should that panic too, falls back to
+// SIGKILLing whatever is left.
+func (s *Supervisor) safeShutdown() {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("shutdown panicked; killing everything", "panic", r)
+			if t, err := processTable(s.cfg.Procfs); err == nil {
+				for _, pid := range descendants(t, s.self) {
+					unix.Kill(pid, unix.SIGKILL)
+				}
+			}
+		}
+	}()
+	s.shutdown()
+}
+
+// shutdown stops the core (which stops all units), then kills and reaps
+// every remaining descendant.
+func (s *Supervisor) shutdown() {
+	s.stopping = true
+	if s.restart != nil {
+		s.restart.Stop()
+		s.restart = nil
+	}
+	if s.agentPID != 0 {
+		pid := s.agentPID
+		s.log.Info("stopping core", "pid", pid, "timeout", s.cfg.StopTimeout)
+		unix.Kill(pid, unix.SIGTERM)
+		if !s.waitFor(s.cfg.StopTimeout, func() bool { return s.agentPID == 0 }) {
+			s.log.Warn("core did not stop in time; killing it", "pid", pid)
+			unix.Kill(pid, unix.SIGKILL)
+			s.waitFor(s.cfg.KillTimeout, func() bool { return s.agentPID == 0 })
+		}
+	}
+	s.killDescendants()
+	s.reap()
+	s.log.Info("supervisor stopped", "reaped_records", len(s.table.Records()))
+}
+
+func (s *Supervisor) descendants() []int {
+	t, err := processTable(s.cfg.Procfs)
+	if err != nil {
+		s.log.Error("scan processes", "procfs", s.cfg.Procfs, "err", err)
+		return nil
+	}
+	return descendants(t, s.self)
+}
+
+// killDescendants sends SIGTERM (and SIGCONT, so stopped processes see it)
+// to every descendant, then SIGKILL to those still there after KillTimeout.
+func (s *Supervisor) killDescendants() {
+	pids := s.descendants()
+	if len(pids) == 0 {
+		return
+	}
+	s.log.Info("terminating remaining processes", "count", len(pids))
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGTERM)
+		unix.Kill(pid, unix.SIGCONT)
+	}
+	if s.waitFor(s.cfg.KillTimeout, func() bool { return len(s.descendants()) == 0 }) {
+		return
+	}
+	s.log.Warn("killing remaining processes", "count", len(s.descendants()))
+	gone := s.waitFor(s.cfg.KillTimeout, func() bool {
+		left := s.descendants()
+		for _, pid := range left {
+			unix.Kill(pid, unix.SIGKILL) // again each round: catches late forks
+		}
+		return len(left) == 0
+	})
+	if !gone {
+		s.log.Error("processes survived SIGKILL", "pids", s.descendants())
+	}
+}
+
+// waitFor reaps children until cond holds or d passes, and reports whether
+// cond held. Signals other than SIGCHLD are ignored: we are already
+// shutting down.
+func (s *Supervisor) waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return true
+		}
+		select {
+		case sig := <-s.sigs:
+			if sig == unix.SIGCHLD {
+				s.reap()
+			}
+		case <-tick.C:
+			s.reap()
+		case <-deadline.C:
+			s.reap()
+			return cond()
+		}
+	}
+}
