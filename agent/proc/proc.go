@@ -2,46 +2,217 @@ package proc
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
+	"io"
 	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"corral.io/corral/agent/unit"
 )
 
+// envKey carries the serialized spec to the trampoline. The environment is
+// the one channel that no helper binary parses for its own purposes (test
+// binaries parse their flags, for one), and execve replaces it entirely.
+const envKey = "CORRAL_TRAMPOLINE"
+
+// DefaultPath is searched for a relative Path when Env has no PATH, as
+// systemd does.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // Spec is everything the child sets up between fork and exec.
 type Spec struct {
-	Path                string
-	Argv                []string
-	Env                 []string
-	Dir                 string
-	DirOptional         bool
-	User, Group         string
-	SupplementaryGroups []string
+	Path                string   // absolute, or searched in Env's PATH (DefaultPath if none)
+	Argv                []string // argv, including argv[0]; empty = [Path]
+	Env                 []string // the complete environment
+	Dir                 string   // "" = "/"; "~" = the user's home
+	DirOptional         bool     // a missing Dir is not an error ("-" prefix)
+	User, Group         string   // names or numbers, resolved in the child from /etc/passwd and /etc/group
+	SupplementaryGroups []string // names or numbers, resolved in the child
 	Umask               *uint32
 	Nice                *int
-	OOMScoreAdj         *int
+	OOMScoreAdj         *int // clamped to what we may set, never fatal for lack of privilege
 	Rlimits             []unit.Rlimit
-	CgroupProcs         []string
-	Stdin, Stdout       *os.File
-	Stderr              *os.File
+	CgroupProcs         []string // cgroup.procs files the child writes its own PID into before exec
+	Stdin, Stdout       *os.File // nil = /dev/null
+	Stderr              *os.File // nil = /dev/null
 	ExtraFiles          []*os.File
-	SetListenPID        bool
-	Setsid              bool
+	SetListenPID        bool // child sets LISTEN_PID=<its pid>
+	Setsid              bool // default true for services
 	NoNewPrivileges     bool
+}
+
+// wire is the Spec as the trampoline receives it: files are already in
+// place as fds 0, 1, 2, 3..., and the error pipe follows them.
+type wire struct {
+	Path            string
+	Argv            []string
+	Env             []string
+	Dir             string
+	DirOptional     bool
+	User, Group     string
+	Groups          []string
+	Umask           *uint32
+	Nice            *int
+	OOMScoreAdj     *int
+	Rlimits         []unit.Rlimit
+	CgroupProcs     []string
+	SetListenPID    bool
+	Setsid          bool
+	NoNewPrivileges bool
+	ErrFD           int
 }
 
 // Spawner starts processes through a trampoline binary.
 type Spawner struct {
+	// Helper is a binary whose main() calls MaybeTrampoline first;
+	// "" means /proc/self/exe.
 	Helper string
 }
 
-// Start spawns spec and returns after the final execve succeeded.
-func (s *Spawner) Start(ctx context.Context, spec *Spec) (int, error) {
-	return 0, errors.New("not implemented")
+// Error is a set-up step of the child that failed. The child has exited (or
+// is exiting) with Code, which the reaper will report for its PID.
+type Error struct {
+	Path string // Spec.Path
+	Code int    // systemd EXIT_* code, e.g. ExitChdir
+	Msg  string // "<step>: <error>", e.g. "chdir /x: no such file or directory"
 }
 
-// MaybeTrampoline runs the child half if this process is a trampoline.
-func MaybeTrampoline() {}
+func (e *Error) Error() string { return "spawn " + e.Path + ": " + e.Msg }
 
-// StartTime returns field 22 of /proc/PID/stat.
-func StartTime(pid int) (uint64, error) { return 0, errors.New("not implemented") }
+// ack is the first byte every trampoline writes, so that a helper that does
+// not call MaybeTrampoline (it would run its own main instead) is told apart
+// from a successful exec.
+const ack = 0
+
+// Start spawns spec and returns the child's PID after the final execve has
+// succeeded. It never waits for the child: its exit belongs to the reaper.
+// If a set-up step fails the error is an *Error naming the step, and pid is
+// still returned so that the caller can collect the exit (status Code) from
+// the reaper.
+func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
+	helper := s.Helper
+	if helper == "" {
+		helper = "/proc/self/exe"
+	}
+	w := wire{
+		Path: spec.Path, Argv: spec.Argv, Env: spec.Env, Dir: spec.Dir,
+		DirOptional: spec.DirOptional, User: spec.User, Group: spec.Group,
+		Groups: spec.SupplementaryGroups, Umask: spec.Umask, Nice: spec.Nice,
+		OOMScoreAdj: spec.OOMScoreAdj, Rlimits: spec.Rlimits,
+		CgroupProcs: spec.CgroupProcs, SetListenPID: spec.SetListenPID,
+		Setsid: spec.Setsid, NoNewPrivileges: spec.NoNewPrivileges,
+	}
+	if len(w.Argv) == 0 {
+		w.Argv = []string{spec.Path}
+	}
+
+	var devnull *os.File
+	stdio := func(f *os.File) (uintptr, error) {
+		if f != nil {
+			return f.Fd(), nil
+		}
+		if devnull == nil {
+			var err error
+			if devnull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+				return 0, err
+			}
+		}
+		return devnull.Fd(), nil
+	}
+	defer func() {
+		if devnull != nil {
+			devnull.Close()
+		}
+	}()
+	files := make([]uintptr, 0, 4+len(spec.ExtraFiles))
+	for _, f := range []*os.File{spec.Stdin, spec.Stdout, spec.Stderr} {
+		fd, err := stdio(f)
+		if err != nil {
+			return 0, fmt.Errorf("spawn %s: %w", spec.Path, err)
+		}
+		files = append(files, fd)
+	}
+	for _, f := range spec.ExtraFiles {
+		files = append(files, f.Fd())
+	}
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("spawn %s: error pipe: %w", spec.Path, err)
+	}
+	defer pr.Close()
+	w.ErrFD = len(files)
+	files = append(files, pw.Fd())
+	js, err := json.Marshal(&w)
+	if err != nil {
+		pw.Close()
+		return 0, fmt.Errorf("spawn %s: %w", spec.Path, err)
+	}
+	pid, err = syscall.ForkExec(helper, []string{"corral-exec"}, &syscall.ProcAttr{
+		Env:   []string{envKey + "=" + string(js)},
+		Files: files,
+	})
+	pw.Close()
+	runtime.KeepAlive(spec) // its files must stay open until the fork duplicated them
+	if err != nil {
+		return 0, fmt.Errorf("spawn %s: start helper %s: %w", spec.Path, helper, err)
+	}
+
+	stop := context.AfterFunc(ctx, func() { pr.SetReadDeadline(time.Now()) })
+	defer stop()
+	msg, rerr := io.ReadAll(pr)
+	if rerr != nil {
+		if ctx.Err() != nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+			return pid, fmt.Errorf("spawn %s: %w", spec.Path, ctx.Err())
+		}
+		return pid, fmt.Errorf("spawn %s: read error pipe: %w", spec.Path, rerr)
+	}
+	if len(msg) == 0 || msg[0] != ack {
+		return pid, fmt.Errorf("spawn %s: helper %s did not run the trampoline (does its main call proc.MaybeTrampoline first?)", spec.Path, helper)
+	}
+	if len(msg) == 1 {
+		return pid, nil
+	}
+	return pid, parseFailure(spec.Path, string(msg[1:]))
+}
+
+// parseFailure decodes "<code> <step>: <error>" from the trampoline.
+func parseFailure(path, s string) error {
+	code, rest, _ := strings.Cut(s, " ")
+	n, err := strconv.Atoi(code)
+	if err != nil {
+		return &Error{Path: path, Code: ExitExec, Msg: s}
+	}
+	return &Error{Path: path, Code: n, Msg: rest}
+}
+
+// StartTime returns the start time of pid in clock ticks since boot (field 22
+// of /proc/PID/stat). Together with the PID it identifies a process across
+// PID reuse, for re-adopting main PIDs after a restart of the agent.
+func StartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("start time of pid %d: %w", pid, err)
+	}
+	// comm (field 2) may contain spaces and parentheses: skip past the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("start time of pid %d: malformed stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	const field = 22 - 3 // f[0] is field 3 (state)
+	if len(f) <= field {
+		return 0, fmt.Errorf("start time of pid %d: short stat", pid)
+	}
+	v, err := strconv.ParseUint(f[field], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("start time of pid %d: %w", pid, err)
+	}
+	return v, nil
+}
