@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 	bolt "go.etcd.io/bbolt"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -232,7 +232,7 @@ func checkReset(t *testing.T, d *DB, path string, lb *logBuf) {
 
 func TestCorruptFileIsMovedAside(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, path string)
 	}{
 		{"truncated to a few bytes", func(t *testing.T, path string) { os.Truncate(path, 100) }},
@@ -334,7 +334,7 @@ func TestBadRecordIsSkipped(t *testing.T) {
 	}
 	b.Update(func(tx *bolt.Tx) error {
 		u := tx.Bucket([]byte(BucketUnits))
-		u.Put([]byte("u0002.service"), []byte(`{"Name":"u0002.service",`))           // torn JSON
+		u.Put([]byte("u0002.service"), []byte(`{"Name":"u0002.service",`))             // torn JSON
 		u.Put([]byte("other.service"), []byte(`{"Name":"u0001.service","Version":1}`)) // wrong key
 		u.Put([]byte("future.service"), []byte(`{"Name":"future.service","Version":9}`))
 		return nil
