@@ -29,6 +29,12 @@ const (
 	TypePath    Type = "path"
 	TypeMount   Type = "mount"
 	TypeDevice  Type = "device"
+
+	// Types Corral will not run but must still recognise, because
+	// distribution packages ship them next to services.
+	TypeAutomount Type = "automount"
+	TypeSwap      Type = "swap"
+	TypeScope     Type = "scope"
 )
 
 // TypeOf returns the type of a unit name ("foo@bar.service" → service), or ""
@@ -39,7 +45,8 @@ func TypeOf(name string) Type {
 		return ""
 	}
 	switch t := Type(name[i+1:]); t {
-	case TypeService, TypeSocket, TypeTarget, TypeSlice, TypeTimer, TypePath, TypeMount, TypeDevice:
+	case TypeService, TypeSocket, TypeTarget, TypeSlice, TypeTimer, TypePath, TypeMount, TypeDevice,
+		TypeAutomount, TypeSwap, TypeScope:
 		return t
 	}
 	return ""
