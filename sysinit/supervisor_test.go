@@ -2,8 +2,10 @@ package sysinit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,8 +104,27 @@ func startInit(t *testing.T, markers []string, extra ...string) *harness {
 		if t.Failed() {
 			t.Logf("supervisor output:\n%s", h.out.String())
 		}
+		h.killLeftovers()
 	})
 	return h
+}
+
+// killLeftovers kills the fake agent's long sleepers if a failed test left
+// them behind; the command line is checked so that a reused PID is spared.
+func (h *harness) killLeftovers() {
+	for _, f := range []string{"linger.pid", "linger2.pid"} {
+		b, err := os.ReadFile(h.path(f))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			continue
+		}
+		if cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); string(cmd) == "sleep\x001000\x00" {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 func (h *harness) path(n string) string { return filepath.Join(h.root, n) }
@@ -208,11 +229,19 @@ func TestOrphansAreReaped(t *testing.T) {
 	orphan := h.readPID("orphan.pid") // `sleep 1`, whose parent shell already exited
 	sup := h.cmd.Process.Pid
 
-	// Either we see it re-parented to the supervisor, or it is already gone;
-	// in both cases it must end up fully gone, not a zombie.
-	if s, err := readStat("/proc", orphan); err == nil && s.PPID != sup {
-		t.Errorf("orphan %d has parent %d, want the supervisor %d", orphan, s.PPID, sup)
-	}
+	// While its shell still runs, the shell is its parent; after that it
+	// must be the supervisor (unless it already exited and was reaped).
+	h.waitUntil("the orphan's shell exits", func() bool {
+		s, err := readStat("/proc", orphan)
+		if err != nil || s.PPID == sup {
+			return true
+		}
+		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(s.PPID) + "/cmdline")
+		if !strings.HasPrefix(string(cmd), "sh\x00") {
+			t.Fatalf("orphan %d has parent %d (%q), want the supervisor %d", orphan, s.PPID, cmd, sup)
+		}
+		return false
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for !gone(orphan) {
 		if time.Now().After(deadline) {
@@ -306,5 +335,59 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	pids := h.starts()
 	if last := pids[len(pids)-1]; gone(last) {
 		t.Errorf("recovered agent %d is not running", last)
+	}
+}
+
+// panicOnce is a slog handler that panics the first time it sees msg, to
+// drive Run into its recover path.
+type panicOnce struct {
+	slog.Handler
+	msg  string
+	done bool
+}
+
+func (p *panicOnce) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == p.msg && !p.done {
+		p.done = true
+		panic("injected panic at " + p.msg)
+	}
+	return p.Handler.Handle(ctx, r)
+}
+
+// TestPanicLeadsToOrderlyShutdown runs the supervisor in this test process
+// (which becomes a subreaper for the rest of the run, harmless here).
+func TestPanicLeadsToOrderlyShutdown(t *testing.T) {
+	root := t.TempDir()
+	// The agent leaves a one-second orphan; logging its reaping panics,
+	// by which time the agent is long up.
+	if err := os.WriteFile(filepath.Join(root, "orphan"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	h := &panicOnce{Handler: slog.NewTextHandler(out, nil), msg: "reaped orphan"}
+	s := New(Config{Root: root, Agent: filepath.Join(binDir, "corral-agent"), Log: slog.New(h), StopTimeout: 20 * time.Second})
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errPanic) {
+			t.Errorf("Run = %v, want errPanic", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return after the panic")
+	}
+	hr := &harness{t: t, root: root}
+	pids := hr.starts()
+	if len(pids) != 1 {
+		t.Fatalf("agent started %d times, want 1", len(pids))
+	}
+	if ev, _ := os.ReadFile(hr.path("events")); !strings.Contains(string(ev), "TERM") {
+		t.Errorf("agent did not get SIGTERM after the panic; events %q\n%s", ev, out.String())
+	}
+	if !gone(pids[0]) {
+		t.Errorf("agent %d survived", pids[0])
+	}
+	if !strings.Contains(out.String(), "supervisor panicked") {
+		t.Errorf("panic not logged:\n%s", out.String())
 	}
 }
