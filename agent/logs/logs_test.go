@@ -538,3 +538,64 @@ func BenchmarkPipe(b *testing.B) {
 	w.Close()
 	s.wg.Wait() // the reader ends at EOF
 }
+
+func TestFollowLastNAndStop(t *testing.T) {
+	s := openStore(t, Options{})
+	for i := range 5 {
+		s.Append("n.service", Stdout, fmt.Sprint(i))
+	}
+	stop := errors.New("enough")
+	var got []string
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Read(context.Background(), "n.service", Query{N: 2, Follow: true}, func(e Entry) error {
+			got = append(got, e.Msg)
+			if len(got) == 4 {
+				return stop
+			}
+			return nil
+		})
+	}()
+	// Append until the follower has stopped; entries before it registered
+	// come from the files, the rest from the broadcast.
+	for i := 5; ; i++ {
+		s.Append("n.service", Stdout, fmt.Sprint(i))
+		select {
+		case err := <-done:
+			if !errors.Is(err, stop) {
+				t.Fatalf("Read returned %v, want fn's error", err)
+			}
+			// N=2 starts at the second-to-last entry when the follower
+			// registered, which is at least "3".
+			if mustAtoi(t, got[0]) < 3 {
+				t.Errorf("follower started at %v, want only the last 2 entries of the history", got)
+			}
+			for j := 1; j < len(got); j++ {
+				if got[j] != fmt.Sprint(mustAtoi(t, got[j-1])+1) {
+					t.Fatalf("follower saw %v: gap or duplicate", got)
+				}
+			}
+			s.units["n.service"].mu.Lock()
+			n := len(s.units["n.service"].subs)
+			s.units["n.service"].mu.Unlock()
+			if n != 0 {
+				t.Errorf("%d followers still registered after Read returned", n)
+			}
+			return
+		default:
+		}
+		if i > 1_000_000 {
+			t.Fatal("follower never stopped")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
