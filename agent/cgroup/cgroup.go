@@ -114,7 +114,7 @@ func clean(path string) string {
 
 // write writes a control file. Errors name the file.
 func write(file, val string) error {
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return err
 	}

@@ -16,15 +16,30 @@ import (
 // v2 is the unified layout: one tree, controllers enabled per level through
 // cgroup.subtree_control.
 type v2 struct {
-	root  string // mount point, e.g. /sys/fs/cgroup
-	base  string
-	rmdir func(string) error // a plain directory tree can stand in for cgroupfs in tests
+	root string // mount point, e.g. /sys/fs/cgroup
+	base string
+	fs   fsOps
+}
+
+// fsOps are the operations whose effect cgroupfs defines (a new directory
+// comes with its interface files; rmdir of a populated group is EBUSY), so
+// that tests can stand in a fake kernel over a plain directory tree.
+type fsOps struct {
+	mkdir func(dir string) error
+	write func(file, val string) error
+	rmdir func(dir string) error
+}
+
+var realFS = fsOps{
+	mkdir: func(dir string) error { return os.Mkdir(dir, 0o755) },
+	write: write,
+	rmdir: rmdir,
 }
 
 // NewV2 returns a v2 Manager for the unified hierarchy mounted at root,
 // creating everything below base.
 func NewV2(root, base string) Manager {
-	return &v2{root: root, base: clean(base), rmdir: rmdir}
+	return &v2{root: root, base: clean(base), fs: realFS}
 }
 
 // wanted are the controllers Corral enables for its groups, when the kernel
@@ -59,12 +74,12 @@ func (m *v2) Create(path string) error {
 			if !slices.Contains(avail, c) || slices.Contains(strings.Fields(enabled), c) {
 				continue
 			}
-			if err := write(filepath.Join(dir, "cgroup.subtree_control"), "+"+c); err != nil {
+			if err := m.fs.write(filepath.Join(dir, "cgroup.subtree_control"), "+"+c); err != nil {
 				return fmt.Errorf("create cgroup %s: %w", filepath.Join(dir, part), err)
 			}
 		}
 		dir = filepath.Join(dir, part)
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := m.fs.mkdir(dir); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("create cgroup %s: %w", dir, err)
 		}
 	}
@@ -79,7 +94,7 @@ func (m *v2) Apply(path string, r unit.Resources) error {
 		if !slices.Contains(avail, controller) {
 			return
 		}
-		if err := write(filepath.Join(dir, file), val); err != nil {
+		if err := m.fs.write(filepath.Join(dir, file), val); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -128,7 +143,7 @@ func (m *v2) ProcsFiles(path string) []string {
 }
 
 func (m *v2) Enter(path string, pid int) error {
-	return write(m.ProcsFiles(path)[0], strconv.Itoa(pid))
+	return m.fs.write(m.ProcsFiles(path)[0], strconv.Itoa(pid))
 }
 
 func (m *v2) Pids(path string) ([]int, error) {
@@ -145,14 +160,14 @@ func (m *v2) Kill(path string, sig syscall.Signal) error {
 	dir := m.Path("", path)
 	if sig == syscall.SIGKILL {
 		if _, err := os.Stat(filepath.Join(dir, "cgroup.kill")); err == nil {
-			return write(filepath.Join(dir, "cgroup.kill"), "1")
+			return m.fs.write(filepath.Join(dir, "cgroup.kill"), "1")
 		}
 	}
 	return killLoop(func() ([]int, error) { return m.Pids(path) }, sig)
 }
 
 func (m *v2) Remove(path string) error {
-	return removeTree(m.Path("", path), m.rmdir)
+	return removeTree(m.Path("", path), m.fs.rmdir)
 }
 
 func (m *v2) Stats(path string) (Stats, error) {
