@@ -440,7 +440,13 @@ func (tr *txn) resolveConflicts() error {
 					}
 				}
 			}
-			tr.warn("dropping job %s/%s: it conflicts with job %s/%s", victim.name, victim.t, n, otherOf(a, b, victim).t)
+			// Dropping a stop only means a unit keeps running, which
+			// nobody asked for; dropping a start is worth telling.
+			if victim.t == Stop {
+				tr.log.Debug("dropping conflicting job", "unit", n, "type", string(victim.t))
+			} else {
+				tr.warn("dropping job %s/%s: it conflicts with job %s/%s", victim.name, victim.t, n, otherOf(a, b, victim).t)
+			}
 			tr.remove(victim, true)
 			if tr.anchor.deleted {
 				return fmt.Errorf("%w for %s", ErrConflict, n)
