@@ -127,11 +127,11 @@ func printStatus(w io.Writer, u *corralv1.Unit, now time.Time) {
 	printDropIns(u.GetDropInPaths(), field, cont)
 
 	active := u.GetActiveState()
-	if u.GetSubState() != "" {
-		active += " (" + u.GetSubState() + ")"
-	}
-	if u.GetActiveState() == "failed" && u.GetResult() != "" {
+	switch {
+	case u.GetActiveState() == "failed" && u.GetResult() != "":
 		active += " (Result: " + u.GetResult() + ")"
+	case u.GetSubState() != "":
+		active += " (" + u.GetSubState() + ")"
 	}
 	since := u.GetStateChangeTime()
 	switch u.GetActiveState() {
