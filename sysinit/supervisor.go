@@ -69,7 +69,8 @@ type Supervisor struct {
 	log     *slog.Logger
 	table   *Table
 	self    int
-	sigs    chan os.Signal
+	chld    chan os.Signal // SIGCHLD only, so a burst of exits cannot crowd out SIGTERM
+	ctl     chan os.Signal // SIGTERM, SIGINT, SIGHUP
 	devnull *os.File
 
 	agentPID   int
@@ -124,9 +125,12 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	}
 	defer dn.Close()
 	s.devnull = dn
-	s.sigs = make(chan os.Signal, 16)
-	signal.Notify(s.sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	defer signal.Stop(s.sigs)
+	s.chld = make(chan os.Signal, 1) // one pending SIGCHLD is enough: reap drains all
+	s.ctl = make(chan os.Signal, 4)
+	signal.Notify(s.chld, unix.SIGCHLD)
+	signal.Notify(s.ctl, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	defer signal.Stop(s.chld)
+	defer signal.Stop(s.ctl)
 
 	defer func() {
 		if r := recover(); r != nil {
@@ -148,10 +152,10 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 			s.log.Info("context done; shutting down")
 			s.shutdown()
 			return nil
-		case sig := <-s.sigs:
+		case <-s.chld:
+			s.reap()
+		case sig := <-s.ctl:
 			switch sig {
-			case unix.SIGCHLD:
-				s.reap()
 			case unix.SIGHUP:
 				s.forward(unix.SIGHUP)
 			case unix.SIGTERM, unix.SIGINT:
@@ -310,8 +314,7 @@ func (s *Supervisor) killDescendants() {
 }
 
 // waitFor reaps children until cond holds or d passes, and reports whether
-// cond held. Signals other than SIGCHLD are ignored: we are already
-// shutting down.
+// cond held. Other signals stay unread: we are already shutting down.
 func (s *Supervisor) waitFor(d time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
@@ -322,10 +325,8 @@ func (s *Supervisor) waitFor(d time.Duration, cond func() bool) bool {
 			return true
 		}
 		select {
-		case sig := <-s.sigs:
-			if sig == unix.SIGCHLD {
-				s.reap()
-			}
+		case <-s.chld:
+			s.reap()
 		case <-tick.C:
 			s.reap()
 		case <-deadline.C:
