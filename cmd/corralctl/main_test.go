@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +228,17 @@ func TestStatusText(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status output lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	// A real process in the cgroup list is drawn in the tree with its cmdline.
+	f := testFake()
+	f.AddUnit(apiserver.UnitDetail{
+		UnitSummary: apiserver.UnitSummary{Name: "self.service", LoadState: "loaded", ActiveState: "active", SubState: "running"},
+		MainPID:     os.Getpid(), PIDs: []int{os.Getpid()}, Cgroup: "/system.slice/self.service",
+	})
+	r = ctl(t, apiservertest.Serve(t, f), "status", "self")
+	self := fmt.Sprintf("%d", os.Getpid())
+	if !strings.Contains(r.stdout, "Main PID: "+self+" (corralctl.test)") || !strings.Contains(r.stdout, "     CGroup: /system.slice/self.service\n             └─"+self+" ") {
+		t.Errorf("status with processes:\n%s", r.stdout)
 	}
 	r = ctl(t, root, "status", "bad")
 	if !strings.Contains(r.stdout, "Main PID: 77 (code=exited, status=1/FAILURE)") {
