@@ -150,7 +150,8 @@ func (f *fakeManager) ActivateInstance(ctx context.Context, service string, conn
 
 func (f *fakeManager) spawn(service string, files []*os.File, env []string, stopped func()) error {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "CORRAL_SOCKET_HELPER="+f.mode)
+	// GORACE: a -race child otherwise sleeps a second before exiting.
+	cmd.Env = append(os.Environ(), "CORRAL_SOCKET_HELPER="+f.mode, "GORACE=atexit_sleep_ms=0")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.ExtraFiles = files
 	var out bytes.Buffer

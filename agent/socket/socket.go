@@ -30,13 +30,18 @@ import (
 
 // Activator is what a Socket needs from the manager. It is implemented by
 // the manager, which routes the requests through the job engine.
+//
+// Its methods are called from the Socket's own goroutines, never with the
+// Socket's lock held. Stop cancels their ctx and waits for them, so the
+// manager must not hold a lock that these methods need while calling Stop.
 type Activator interface {
 	// ActivateService starts the triggered service (Accept=no) as a start
 	// job and returns when that job finished.
 	ActivateService(ctx context.Context, service string) error
 	// ActivateInstance starts service, an instance of the template service
 	// named as systemd names it (<prefix>@<n>-<local>-<remote>.service), and
-	// hands it conn as its only socket (fd 3, LISTEN_FDS=1). conn belongs to
+	// hands it conn as its only socket (fd 3, LISTEN_FDS=1,
+	// LISTEN_FDNAMES=connection as systemd names it). conn belongs to
 	// the Socket and is closed when ActivateInstance returns, so the
 	// implementation must have passed it to the child (or dup'ed it) by then.
 	ActivateInstance(ctx context.Context, service string, conn *os.File) error

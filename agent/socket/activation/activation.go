@@ -6,6 +6,7 @@ package activation
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -80,4 +81,23 @@ func Files(unsetEnv bool) ([]*os.File, error) {
 		files = append(files, os.NewFile(uintptr(fd), name))
 	}
 	return files, nil
+}
+
+// Listeners is Files for stream servers: each passed fd that is a listening
+// socket becomes a net.Listener (at the same index); any other fd gives nil
+// there and is closed. net.FileListener duplicates the fd, so the originals
+// are closed and the listeners own what is left.
+func Listeners(unsetEnv bool) ([]net.Listener, error) {
+	files, err := Files(unsetEnv)
+	if err != nil {
+		return nil, err
+	}
+	lns := make([]net.Listener, len(files))
+	for i, f := range files {
+		if ln, err := net.FileListener(f); err == nil {
+			lns[i] = ln
+		}
+		f.Close()
+	}
+	return lns, nil
 }
