@@ -110,7 +110,9 @@ func (e *Engine) execute(ctx context.Context, j *Job, t Type) {
 	defer e.poke()
 	j.cancel()
 	delete(e.busy, j.unit)
-	e.queueLocked(e.installed[j.unit])
+	// The unit is free again and the job's type may have changed (restart
+	// becomes start), so what waited on it may run now.
+	e.queueNeighboursLocked(j)
 	if j.finished {
 		return // cancelled, replaced or timed out meanwhile
 	}

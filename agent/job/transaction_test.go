@@ -49,9 +49,9 @@ func TestTransaction(t *testing.T) {
 			want: map[string]Type{A: Start, B: Start},
 		},
 		{
-			name:    "missing Requires fails naming both units",
-			graph:   func(g *fakeGraph) { g.dep(A, unit.Requires, "missing.service") },
-			unit:    A, typ: Start,
+			name:  "missing Requires fails naming both units",
+			graph: func(g *fakeGraph) { g.dep(A, unit.Requires, "missing.service") },
+			unit:  A, typ: Start,
 			wantErr: ErrNotFound, errHas: []string{A, "missing.service"},
 		},
 		{
@@ -138,9 +138,9 @@ func TestTransaction(t *testing.T) {
 			want: map[string]Type{A: Reload, B: Reload},
 		},
 		{
-			name:    "reload of a unit without ExecReload is not applicable",
-			graph:   func(g *fakeGraph) { g.add(A) },
-			unit:    A, typ: Reload, wantErr: ErrNotApplicable,
+			name:  "reload of a unit without ExecReload is not applicable",
+			graph: func(g *fakeGraph) { g.add(A) },
+			unit:  A, typ: Reload, wantErr: ErrNotApplicable,
 		},
 		{
 			name: "reload-or-restart without ExecReload restarts",
@@ -243,9 +243,9 @@ func TestTransaction(t *testing.T) {
 			want: map[string]Type{T: Start, B: Start, C: Stop},
 		},
 		{
-			name:    "isolate needs AllowIsolate",
-			graph:   func(g *fakeGraph) { g.add(T) },
-			unit:    T, typ: Start, mode: Isolate, wantErr: ErrIsolate,
+			name:  "isolate needs AllowIsolate",
+			graph: func(g *fakeGraph) { g.add(T) },
+			unit:  T, typ: Start, mode: Isolate, wantErr: ErrIsolate,
 		},
 		{
 			name: "RefuseManualStart",
