@@ -230,8 +230,8 @@ func killLoop(pids func() ([]int, error), sig syscall.Signal) error {
 
 // removeTree removes dir and the groups below it, children first. rmdir of
 // a group fails with EBUSY while it still has tasks, including tasks that
-// are exiting but not yet reaped, so it retries for a short while.
-func removeTree(dir string, rmdir func(string) error) error {
+// are exiting but not yet reaped, so it retries until deadline.
+func removeTree(dir string, rmdir func(string) error, deadline time.Time) error {
 	var dirs []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -248,7 +248,6 @@ func removeTree(dir string, rmdir func(string) error) error {
 	if err != nil {
 		return fmt.Errorf("remove cgroup %s: %w", dir, err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
 	for i := len(dirs) - 1; i >= 0; i-- {
 		for {
 			err := rmdir(dirs[i])
@@ -268,6 +267,9 @@ func removeTree(dir string, rmdir func(string) error) error {
 	}
 	return nil
 }
+
+// removeWait is how long Remove waits for exiting processes to leave.
+const removeWait = 2 * time.Second
 
 func rmdir(p string) error {
 	if err := syscall.Rmdir(p); err != nil {

@@ -204,8 +204,9 @@ func (m *v1) Kill(path string, sig syscall.Signal) error {
 
 func (m *v1) Remove(path string) error {
 	var errs []error
+	deadline := time.Now().Add(removeWait)
 	for _, d := range m.dirs(path) {
-		if err := removeTree(d, rmdir); err != nil {
+		if err := removeTree(d, rmdir, deadline); err != nil {
 			errs = append(errs, err)
 		}
 	}

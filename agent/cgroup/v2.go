@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"corral.io/corral/agent/unit"
 )
@@ -167,7 +168,7 @@ func (m *v2) Kill(path string, sig syscall.Signal) error {
 }
 
 func (m *v2) Remove(path string) error {
-	return removeTree(m.Path("", path), m.fs.rmdir)
+	return removeTree(m.Path("", path), m.fs.rmdir, time.Now().Add(removeWait))
 }
 
 func (m *v2) Stats(path string) (Stats, error) {
