@@ -11,8 +11,9 @@ import (
 // systemd does; *badSettingError and errUnterminatedQuote refuse the unit.
 type handler func(a *applier, v string) error
 
-// raw marks handlers that want the value before specifier expansion
-// (none of the expanded forms would be meaningful, e.g. Environment keys).
+// raw marks handlers that see the value before specifier expansion: those
+// that expand later themselves, and those where systemd does not expand
+// because '%' means percent (CPUQuota=, MemoryMax=, TasksMax=).
 type directive struct {
 	h   handler
 	raw bool

@@ -112,7 +112,7 @@ func output(get func(*Exec) *Output) directive {
 }
 
 func resSize(get func(*Resources) *uint64) directive {
-	return directive{h: func(a *applier, v string) error {
+	return directive{raw: true, h: func(a *applier, v string) error {
 		n, err := parseMemory(v)
 		if err == nil {
 			*get(resOf(a.u)) = n
@@ -295,7 +295,7 @@ func execDirectives() map[string]directive {
 		"CapabilityBoundingSet": exWords(func(e *Exec) *[]string { return &e.CapabilityBoundingSet }),
 		"AmbientCapabilities":   exWords(func(e *Exec) *[]string { return &e.AmbientCapabilities }),
 
-		"CPUQuota": {h: func(a *applier, v string) error {
+		"CPUQuota": {raw: true, h: func(a *applier, v string) error {
 			if v == "" {
 				resOf(a.u).CPUQuotaPerSec = 0
 				return nil
@@ -322,7 +322,7 @@ func execDirectives() map[string]directive {
 		"MemoryLow":     resSize(func(r *Resources) *uint64 { return &r.MemoryLow }),
 		"MemoryMin":     resSize(func(r *Resources) *uint64 { return &r.MemoryMin }),
 		"MemorySwapMax": resSize(func(r *Resources) *uint64 { return &r.MemorySwapMax }),
-		"TasksMax": {h: func(a *applier, v string) error {
+		"TasksMax": {raw: true, h: func(a *applier, v string) error {
 			if f, ok := parsePercent(v); ok {
 				resOf(a.u).TasksMax = uint64(f * float64(pidMax()))
 				return nil

@@ -194,6 +194,11 @@ func (l *Loader) Load(name string) *Unit {
 		return u
 	}
 	loc, ok := l.locate(name, 0)
+	if !ok && u.Type == TypeSlice {
+		// systemd.slice(5): slices exist implicitly, so Slice=a-b.slice
+		// works without a file; drop-ins still apply.
+		loc, ok = located{name: name}, true
+	}
 	if !ok {
 		u.LoadState, u.LoadError = LoadNotFound, fmt.Sprintf("unit %s not found in %s", name, strings.Join(l.Dirs, ":"))
 		return u
@@ -215,8 +220,10 @@ func (l *Loader) Load(name string) *Unit {
 		u.LoadState, u.LoadError = LoadError, fmt.Sprintf("read %s: %v", loc.path, err)
 		return u
 	}
-	files := []string{loc.path}
-	texts := []string{text}
+	var files, texts []string
+	if loc.path != "" {
+		files, texts = []string{loc.path}, []string{text}
+	}
 	for _, p := range l.dropIns(u) {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -280,6 +287,9 @@ func (l *Loader) build(u *Unit, files, texts []string) {
 }
 
 func (l *Loader) readFragment(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
 	if name, ok := strings.CutPrefix(path, builtinPrefix); ok {
 		t, _ := builtinText(name)
 		return t, nil
