@@ -141,6 +141,7 @@ func (f *fakeManager) ActivateService(ctx context.Context, service string) error
 }
 
 func (f *fakeManager) ActivateInstance(ctx context.Context, service string, conn *os.File) error {
+	defer conn.Close() // ours now; the child has its own copy
 	f.mu.Lock()
 	f.instances = append(f.instances, service)
 	f.mu.Unlock()

@@ -147,6 +147,34 @@ func (s *Socket) configure(fd, family int, a address) error {
 			}
 		}
 	}
+	if inet && c.FreeBind {
+		opt, lvl := unix.IP_FREEBIND, unix.IPPROTO_IP
+		if family == unix.AF_INET6 {
+			opt, lvl = unix.IPV6_FREEBIND, unix.IPPROTO_IPV6
+		}
+		if err := set(lvl, opt, 1, "FREEBIND"); err != nil {
+			return err
+		}
+	}
+	if inet && c.Transparent {
+		opt, lvl := unix.IP_TRANSPARENT, unix.IPPROTO_IP
+		if family == unix.AF_INET6 {
+			opt, lvl = unix.IPV6_TRANSPARENT, unix.IPPROTO_IPV6
+		}
+		if err := set(lvl, opt, 1, "TRANSPARENT"); err != nil {
+			return err
+		}
+	}
+	if c.Broadcast && a.kind == "datagram" {
+		if err := set(unix.SOL_SOCKET, unix.SO_BROADCAST, 1, "SO_BROADCAST"); err != nil {
+			return err
+		}
+	}
+	if c.PassSecurity && family == unix.AF_UNIX {
+		if err := set(unix.SOL_SOCKET, unix.SO_PASSSEC, 1, "SO_PASSSEC"); err != nil {
+			return err
+		}
+	}
 	if family == unix.AF_INET6 {
 		switch c.BindIPv6Only {
 		case "both":

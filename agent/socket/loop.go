@@ -14,6 +14,12 @@ import (
 // MaxConnections=.
 type instState uint8
 
+// instance is one Accept=yes instance and the peer it serves.
+type instance struct {
+	state  instState
+	source string // peer IP, for MaxConnectionsPerSource=
+}
+
 const (
 	instActivating instState = iota + 1 // ActivateInstance has not returned yet
 	instRunning                         // started; freed by InstanceStopped
@@ -198,15 +204,17 @@ func (s *Socket) acceptAll(ctx context.Context, l *listener) bool {
 // spawn counts the connection and starts its instance in its own goroutine,
 // so that one slow start job does not hold up the other connections.
 func (s *Socket) spawn(ctx context.Context, nfd int) {
-	if !s.haveSlot() {
-		s.log.Warn("too many incoming connections, dropping connection", "max", s.cfg.MaxConnections)
+	src := peerSource(nfd)
+	if !s.haveSlot(src) {
+		s.log.Warn("too many incoming connections, dropping connection",
+			"max", s.cfg.MaxConnections, "source", src, "max_per_source", s.cfg.MaxConnectionsPerSource)
 		unix.Close(nfd)
 		return
 	}
 	s.mu.Lock()
 	name := s.prefix() + "@" + instanceName(nfd, s.nAccepted) + ".service"
 	s.nAccepted++
-	s.instances[name] = instActivating
+	s.instances[name] = instance{state: instActivating, source: src}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	conn := newFile(nfd, name)
@@ -215,13 +223,13 @@ func (s *Socket) spawn(ctx context.Context, nfd int) {
 		actx, cancel := s.activationCtx(ctx)
 		err := s.a.ActivateInstance(actx, name, conn)
 		cancel()
-		conn.Close()
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if err != nil || s.instances[name] == instGone {
+		if in := s.instances[name]; err != nil || in.state == instGone {
 			delete(s.instances, name)
 		} else {
-			s.instances[name] = instRunning
+			in.state = instRunning
+			s.instances[name] = in
 		}
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("activating instance failed", "service", name, "err", err)
@@ -229,17 +237,36 @@ func (s *Socket) spawn(ctx context.Context, nfd int) {
 	}()
 }
 
-// haveSlot enforces MaxConnections=. When full it first drops instances the
-// manager no longer reports active, in case an InstanceStopped was missed.
-func (s *Socket) haveSlot() bool {
+// full reports whether MaxConnections= or MaxConnectionsPerSource= refuse a
+// new connection from src; callers hold s.mu.
+func (s *Socket) full(src string) bool {
+	if len(s.instances) >= s.cfg.MaxConnections {
+		return true
+	}
+	if s.cfg.MaxConnectionsPerSource <= 0 || src == "" {
+		return false
+	}
+	n := 0
+	for _, in := range s.instances {
+		if in.source == src {
+			n++
+		}
+	}
+	return n >= s.cfg.MaxConnectionsPerSource
+}
+
+// haveSlot enforces the connection limits. When a limit is reached it first
+// drops instances the manager no longer reports active, in case an
+// InstanceStopped was missed.
+func (s *Socket) haveSlot(src string) bool {
 	s.mu.Lock()
-	if len(s.instances) < s.cfg.MaxConnections {
+	if !s.full(src) {
 		s.mu.Unlock()
 		return true
 	}
 	var running []string
-	for n, st := range s.instances {
-		if st == instRunning {
+	for n, in := range s.instances {
+		if in.state == instRunning {
 			running = append(running, n)
 		}
 	}
@@ -253,11 +280,24 @@ func (s *Socket) haveSlot() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range gone {
-		if s.instances[n] == instRunning {
+		if s.instances[n].state == instRunning {
 			delete(s.instances, n)
 		}
 	}
-	return len(s.instances) < s.cfg.MaxConnections
+	return !s.full(src)
+}
+
+// peerSource is the source address MaxConnectionsPerSource= counts; as in
+// systemd only IP peers have one.
+func peerSource(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return ""
+	}
+	if ap, ok := ipPort(sa); ok {
+		return ap.Addr().Unmap().String()
+	}
+	return ""
 }
 
 // instanceName is systemd's instance_from_socket: "<n>-<local>-<remote>"

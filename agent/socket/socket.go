@@ -41,9 +41,10 @@ type Activator interface {
 	// ActivateInstance starts service, an instance of the template service
 	// named as systemd names it (<prefix>@<n>-<local>-<remote>.service), and
 	// hands it conn as its only socket (fd 3, LISTEN_FDS=1,
-	// LISTEN_FDNAMES=connection as systemd names it). conn belongs to
-	// the Socket and is closed when ActivateInstance returns, so the
-	// implementation must have passed it to the child (or dup'ed it) by then.
+	// LISTEN_FDNAMES=connection as systemd names it). ActivateInstance
+	// takes ownership of conn, also when it fails: like systemd, the manager
+	// keeps the connection with the instance (a restart of the instance
+	// gets it again) and closes it when the instance is gone.
 	ActivateInstance(ctx context.Context, service string, conn *os.File) error
 	// ServiceActive reports whether service is running (or starting); the
 	// Socket does not poll while the service it triggers is active.
@@ -92,7 +93,7 @@ type Socket struct {
 	lns       []*listener
 	nAccepted int
 	// instances are the Accept=yes instances counted in NConnections.
-	instances map[string]instState
+	instances map[string]instance
 	cancel    context.CancelFunc
 	wake      *os.File // eventfd that interrupts poll on Stop
 	wg        sync.WaitGroup
@@ -119,7 +120,7 @@ func New(u *unit.Unit, root string, a Activator, log *slog.Logger) *Socket {
 		sub:       SubDead,
 		result:    ResultSuccess,
 		since:     time.Now(),
-		instances: map[string]instState{},
+		instances: map[string]instance{},
 		stopped:   make(chan struct{}, 1),
 	}
 	if u.Socket == nil {
@@ -464,11 +465,12 @@ func (s *Socket) ServiceStopped() {
 func (s *Socket) InstanceStopped(service string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch s.instances[service] {
+	switch in := s.instances[service]; in.state {
 	case instRunning:
 		delete(s.instances, service)
 	case instActivating:
-		s.instances[service] = instGone
+		in.state = instGone
+		s.instances[service] = in
 	}
 }
 

@@ -492,3 +492,77 @@ func TestParseAddress(t *testing.T) {
 		}
 	}
 }
+
+// MaxConnectionsPerSource counts per peer IP: a second connection from
+// 127.0.0.1 is dropped while one from 127.0.0.2 is still served.
+func TestMaxConnectionsPerSource(t *testing.T) {
+	port := freePort(t, "tcp4", "127.0.0.1")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	f := newFakeManager(t, "instance", "CORRAL_HELPER_HOLD=1")
+	startSocket(t, "ps.socket", unit.Socket{Listen: []unit.SocketListen{stream(addr)}, Accept: true, MaxConnectionsPerSource: 1}, f)
+	dial := func(src string) net.Conn {
+		d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(15 * time.Second))
+		return c
+	}
+	buf := make([]byte, 256)
+	c1 := dial("127.0.0.1")
+	defer c1.Close()
+	fmt.Fprintln(c1, "one")
+	if _, err := c1.Read(buf); err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	c2 := dial("127.0.0.1")
+	defer c2.Close()
+	fmt.Fprintln(c2, "two")
+	if n, err := c2.Read(buf); err == nil {
+		t.Errorf("second connection from the same source answered %q", buf[:n])
+	}
+	c3 := dial("127.0.0.2")
+	defer c3.Close()
+	fmt.Fprintln(c3, "three")
+	n, err := c3.Read(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), "-127.0.0.2:") {
+		t.Errorf("connection from another source: %q, %v", buf[:n], err)
+	}
+}
+
+// The options of the [Socket] section end up on the fds the service gets.
+func TestSocketOptions(t *testing.T) {
+	port := freePort(t, "tcp4", "127.0.0.1")
+	f := newFakeManager(t, "stream")
+	s := startSocket(t, "opt.socket", unit.Socket{
+		Listen:    []unit.SocketListen{stream(fmt.Sprintf("127.0.0.1:%d", port))},
+		KeepAlive: true, NoDelay: true, ReusePort: true, FreeBind: true, Transparent: true,
+		ReceiveBuffer: 1 << 20,
+	}, f)
+	files, _ := s.Files()
+	if len(files) != 1 {
+		t.Fatalf("Files() = %d", len(files))
+	}
+	defer files[0].Close()
+	fd := int(files[0].Fd())
+	for _, o := range []struct {
+		name       string
+		level, opt int
+	}{
+		{"SO_KEEPALIVE", syscall.SOL_SOCKET, syscall.SO_KEEPALIVE},
+		{"TCP_NODELAY", syscall.IPPROTO_TCP, syscall.TCP_NODELAY},
+		{"SO_REUSEPORT", syscall.SOL_SOCKET, 0xf},
+		{"SO_REUSEADDR", syscall.SOL_SOCKET, syscall.SO_REUSEADDR},
+		{"IP_FREEBIND", syscall.IPPROTO_IP, syscall.IP_FREEBIND},
+		{"IP_TRANSPARENT", syscall.IPPROTO_IP, syscall.IP_TRANSPARENT},
+	} {
+		if v, err := syscall.GetsockoptInt(fd, o.level, o.opt); err != nil || v == 0 {
+			t.Errorf("%s = %d, %v; want set", o.name, v, err)
+		}
+	}
+	// The kernel doubles the requested size.
+	if v, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF); err != nil || v < 1<<20 {
+		t.Errorf("SO_RCVBUF = %d, %v; want >= 1MiB", v, err)
+	}
+}
