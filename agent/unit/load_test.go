@@ -390,7 +390,7 @@ func TestImplicitAndInverseDeps(t *testing.T) {
 		t.Errorf("slice resources %+v", slice.Slice.Resources)
 	}
 	check(db, Requires, "system.slice") // the slice is not a default dependency
-	check(tgt, After) // before FillInverse: target ordering needs the other units
+	check(tgt, After)                   // before FillInverse: target ordering needs the other units
 	FillInverse(units)
 	FillInverse(units) // idempotent
 	check(svc, TriggeredBy, "app.socket")
