@@ -95,6 +95,9 @@ const ack = 0
 // still returned so that the caller can collect the exit (status Code) from
 // the reaper.
 func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("spawn %s: %w", spec.Path, err)
+	}
 	helper := s.Helper
 	if helper == "" {
 		helper = "/proc/self/exe"

@@ -287,3 +287,12 @@ func BenchmarkSpawn(b *testing.B) {
 		}
 	})
 }
+
+func TestStartCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pid, err := (&Spawner{}).Start(ctx, &Spec{Path: "/bin/true"})
+	if pid != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start with a cancelled ctx = %d, %v", pid, err)
+	}
+}
