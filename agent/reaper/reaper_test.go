@@ -234,3 +234,22 @@ func TestUnwatch(t *testing.T) {
 	default:
 	}
 }
+
+func TestEveryWatcherGetsTheExit(t *testing.T) {
+	r := New(nil)
+	a, b := r.Watch(7), r.Watch(7)
+	r.deliver(Exit{PID: 7, Status: 2 << 8, Time: time.Now()})
+	for _, c := range []<-chan Exit{a, b} {
+		select {
+		case e := <-c:
+			if e.Code() != 2 {
+				t.Fatalf("exit %s", e)
+			}
+		default:
+			t.Fatal("a watcher got nothing")
+		}
+	}
+	if len(r.pending) != 0 || len(r.watchers) != 0 {
+		t.Fatalf("state left behind: %d pending, %d watchers", len(r.pending), len(r.watchers))
+	}
+}
