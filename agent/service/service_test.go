@@ -72,6 +72,9 @@ func TestStartByType(t *testing.T) {
 				t.Errorf("no Finished line: %q", f.w.lines)
 			}
 			if tc.wantState == Running {
+				if !f.w.logged("Started Test Service.") {
+					t.Errorf("no Started line: %q", f.w.lines)
+				}
 				f.stop(t)
 				if st := f.s.Status(); st.SubState != Dead || st.Result != Success {
 					t.Fatalf("after Stop: %s/%s", st.SubState, st.Result)

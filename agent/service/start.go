@@ -265,7 +265,8 @@ func (s *Service) enterRunning(f Result) {
 	}
 	s.ctlCmd = nil
 	s.st.ControlPID = 0
-	wasStarting := s.st.SubState.starting()
+	// Simple services go from dead to running without a start state.
+	wasStarting := s.st.SubState.starting() || (s.start != nil && !s.startOK)
 	ok := s.st.Result == Success
 	if wasStarting && ok {
 		s.startOK = true
