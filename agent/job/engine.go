@@ -45,6 +45,7 @@ type Executor interface {
 
 // Recorder persists installed jobs (the manager plugs the state DB in) so a
 // restarted agent can show what was queued. Errors are logged, not fatal.
+// It is called with the engine's lock held, so it must not call the Engine.
 type Recorder interface {
 	PutJob(Info) error
 	DeleteJob(id uint64) error

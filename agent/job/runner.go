@@ -116,7 +116,12 @@ func (e *Engine) execute(ctx context.Context, j *Job, t Type) {
 	if j.finished {
 		return // cancelled, replaced or timed out meanwhile
 	}
-	if ctx.Err() != nil && e.runCtx == nil {
+	if ctx.Err() != nil && e.runCtx == nil && (out != finished || !res.Success()) {
+		// Run stopped under it: the executor was interrupted.
+		if out != finished {
+			j.state = Waiting // not started yet in its new phase; stays installed
+			return
+		}
 		e.finishLocked(j, Canceled, errCanceledByShutdown, false)
 		return
 	}

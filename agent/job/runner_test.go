@@ -365,3 +365,32 @@ func (e *Engine) installedJob(name string) *Job {
 	defer e.mu.Unlock()
 	return e.installed[name]
 }
+
+// TestRunShutdown: when Run's ctx ends, running executor calls are
+// cancelled, Run waits for them, and their jobs finish as canceled; jobs not
+// started yet stay installed for the next Run.
+func TestRunShutdown(t *testing.T) {
+	A, B := "a.service", "b.service"
+	g := newGraph().dep(B, unit.Requires, A).dep(B, unit.After, A)
+	x := newExec(g)
+	x.gate[A] = make(chan struct{}) // never opened: only ctx ends the call
+	x.entered = make(chan string, 10)
+	e := New(g, x, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	jb := must(t)(e.Enqueue(context.Background(), B, Start, Replace))
+	ja := e.installedJob(A)
+	<-x.entered
+	cancel()
+	<-done
+	if r := wait(t, e, ja); r != Canceled {
+		t.Errorf("a result %s", r)
+	}
+	if jb.Result() != "" {
+		t.Errorf("b finished (%s) although it never ran", jb.Result())
+	}
+	if got := installed(e); got[B] != Start || len(got) != 1 {
+		t.Errorf("installed after shutdown: %v", got)
+	}
+}

@@ -15,11 +15,8 @@ type txn struct {
 	g   Graph
 	log *slog.Logger
 
-	units  map[string]*unit.Unit
-	states map[string]string
-
-	jobs   map[string][]*tjob // by unit; one per unit after merge()
-	names  []string           // units in the order they were first added
+	units  map[string]*tunit // every unit looked at, with its jobs
+	names  []string          // units with jobs, in the order they were first added
 	anchor *tjob
 
 	// journal of what was added, so that a failed non-required pull can be
@@ -30,9 +27,18 @@ type txn struct {
 	warnings []string
 }
 
+// tunit is a unit as the transaction saw it: looked up once, with its
+// active state at that moment and its jobs (one per unit after merge).
+type tunit struct {
+	u     *unit.Unit
+	state string
+	jobs  []*tjob
+}
+
 // tjob is a job inside a transaction, before it is installed.
 type tjob struct {
 	name        string
+	tu          *tunit
 	u           *unit.Unit
 	t           Type
 	state       string // the unit's active state when the transaction was built
@@ -56,27 +62,37 @@ type edge struct {
 
 func newTxn(g Graph, log *slog.Logger) *txn {
 	return &txn{
-		g:      g,
-		log:    log,
-		units:  make(map[string]*unit.Unit),
-		states: make(map[string]string),
-		jobs:   make(map[string][]*tjob),
+		g:     g,
+		log:   log,
+		units: make(map[string]*tunit, 256),
 	}
 }
 
 // lookup loads a unit and its state once per transaction.
 func (tr *txn) lookup(name string) (*unit.Unit, string) {
-	if u, ok := tr.units[name]; ok {
-		return u, tr.states[name]
+	s := tr.slot(name)
+	return s.u, s.state
+}
+
+func (tr *txn) slot(name string) *tunit {
+	if s := tr.units[name]; s != nil {
+		return s
 	}
 	u := tr.g.Unit(name)
 	if u == nil { // a Graph must not do this; be safe anyway
 		u = &unit.Unit{Name: name, LoadState: unit.LoadNotFound}
 	}
-	st := tr.g.ActiveState(name)
-	tr.units[name] = u
-	tr.states[name] = st
-	return u, st
+	s := &tunit{u: u, state: tr.g.ActiveState(name)}
+	tr.units[name] = s
+	return s
+}
+
+// jobsOf returns the jobs of a unit without loading it.
+func (tr *txn) jobsOf(name string) []*tjob {
+	if s := tr.units[name]; s != nil {
+		return s.jobs
+	}
+	return nil
 }
 
 // loadErr says why a unit that is not loaded cannot get a job other than stop.
@@ -139,11 +155,12 @@ func (tr *txn) build(name string, t Type, m Mode) error {
 }
 
 func (tr *txn) newJob(name string, u *unit.Unit, st string, t Type) *tjob {
-	j := &tjob{name: name, u: u, t: t, state: st}
-	if len(tr.jobs[name]) == 0 {
+	s := tr.slot(name)
+	j := &tjob{name: name, tu: s, u: u, t: t, state: st}
+	if len(s.jobs) == 0 {
 		tr.names = append(tr.names, name)
 	}
-	tr.jobs[name] = append(tr.jobs[name], j)
+	s.jobs = append(s.jobs, j)
 	tr.jlog = append(tr.jlog, j)
 	return j
 }
@@ -174,7 +191,8 @@ func (tr *txn) pull(by *tjob, dep unit.Dep, t Type, name string, matters, option
 }
 
 func (tr *txn) add(by *tjob, dep unit.Dep, t Type, name string, matters bool) error {
-	u, st := tr.lookup(name)
+	s := tr.slot(name)
+	u, st := s.u, s.state
 	if t != Stop {
 		if err := loadErr(u); err != nil {
 			return err
@@ -183,7 +201,7 @@ func (tr *txn) add(by *tjob, dep unit.Dep, t Type, name string, matters bool) er
 	if t = collapse(t, st); t == Nop {
 		return nil
 	}
-	for _, j := range tr.jobs[name] {
+	for _, j := range s.jobs {
 		if j.t == t && !j.deleted {
 			tr.link(by, j, dep, matters, dep == unit.Conflicts || dep == unit.ConflictedBy)
 			return nil
@@ -206,36 +224,40 @@ func (tr *txn) rollback(jl, el int) {
 	tr.elog = tr.elog[:el]
 	for i := len(tr.jlog) - 1; i >= jl; i-- {
 		j := tr.jlog[i]
-		l := tr.jobs[j.name]
-		l = l[:len(l)-1]
-		if len(l) == 0 {
-			delete(tr.jobs, j.name)
+		j.tu.jobs = j.tu.jobs[:len(j.tu.jobs)-1]
+		if len(j.tu.jobs) == 0 {
 			tr.names = tr.names[:len(tr.names)-1]
-		} else {
-			tr.jobs[j.name] = l
 		}
 	}
 	tr.jlog = tr.jlog[:jl]
 }
+
+// startPulls are what a start (or restart) job pulls in: requirements are
+// needed by the job, Wants=/Upholds=/ConflictedBy= are best effort.
+var startPulls = []struct {
+	dep      unit.Dep
+	t        Type
+	required bool
+}{
+	{unit.Requires, Start, true},
+	{unit.BindsTo, Start, true},
+	{unit.Requisite, VerifyActive, true},
+	{unit.Wants, Start, false},
+	{unit.Upholds, Start, false},
+	{unit.Conflicts, Stop, true},
+	{unit.ConflictedBy, Stop, false},
+}
+
+// stopPulls are the units that a stop (or restart) of a unit also stops (or
+// try-restarts): those that require it, are bound to it, or are PartOf= it.
+var stopPulls = []unit.Dep{unit.RequiredBy, unit.BoundBy, unit.ConsistsOf, unit.RequisiteOf}
 
 // expand pulls in the jobs that job j implies through the unit's
 // dependencies (systemd's transaction_add_job_and_dependencies).
 func (tr *txn) expand(j *tjob) error {
 	u := j.u
 	if j.t == Start || j.t == Restart || j.t == ReloadOrStart {
-		for _, p := range []struct {
-			dep      unit.Dep
-			t        Type
-			required bool
-		}{
-			{unit.Requires, Start, true},
-			{unit.BindsTo, Start, true},
-			{unit.Requisite, VerifyActive, true},
-			{unit.Wants, Start, false},
-			{unit.Upholds, Start, false},
-			{unit.Conflicts, Stop, true},
-			{unit.ConflictedBy, Stop, false},
-		} {
+		for _, p := range startPulls {
 			for _, n := range u.DepsOf(p.dep) {
 				if err := tr.pull(j, p.dep, p.t, n, p.required, !p.required); err != nil {
 					return err
@@ -248,7 +270,7 @@ func (tr *txn) expand(j *tjob) error {
 		if j.t == Restart {
 			pt = TryRestart
 		}
-		for _, d := range []unit.Dep{unit.RequiredBy, unit.BoundBy, unit.ConsistsOf, unit.RequisiteOf} {
+		for _, d := range stopPulls {
 			for _, n := range u.DepsOf(d) {
 				if err := tr.pull(j, d, pt, n, true, false); err != nil {
 					return err
@@ -278,7 +300,7 @@ func (tr *txn) addIsolate() error {
 		return fmt.Errorf("isolate %s: graph cannot list units: %w", tr.anchor.name, ErrNotApplicable)
 	}
 	for _, n := range lister.Names() {
-		if len(tr.jobs[n]) > 0 {
+		if len(tr.jobsOf(n)) > 0 {
 			continue
 		}
 		u, st := tr.lookup(n)
@@ -287,7 +309,7 @@ func (tr *txn) addIsolate() error {
 		}
 		keep := false
 		for _, o := range u.DepsOf(unit.TriggeredBy) {
-			if len(tr.jobs[o]) > 0 {
+			if len(tr.jobsOf(o)) > 0 {
 				keep = true
 				break
 			}
@@ -308,7 +330,7 @@ func (tr *txn) addIsolate() error {
 func (tr *txn) computeMatters() {
 	var queue []*tjob
 	for _, n := range tr.names {
-		for _, j := range tr.jobs[n] {
+		for _, j := range tr.jobsOf(n) {
 			j.matters = false
 		}
 	}
@@ -336,14 +358,14 @@ func (tr *txn) remove(j *tjob, upward bool) {
 		return
 	}
 	j.deleted = true
-	l := tr.jobs[j.name]
+	l := j.tu.jobs
 	for i, k := range l {
 		if k == j {
 			l = append(l[:i:i], l[i+1:]...)
 			break
 		}
 	}
-	tr.jobs[j.name] = l
+	j.tu.jobs = l
 	for _, e := range j.pulls {
 		e.dead = true
 	}
@@ -363,7 +385,7 @@ func (tr *txn) remove(j *tjob, upward bool) {
 func (tr *txn) gc() {
 	var work []*tjob
 	for _, n := range tr.names {
-		work = append(work, tr.jobs[n]...)
+		work = append(work, tr.jobsOf(n)...)
 	}
 	for len(work) > 0 {
 		j := work[len(work)-1]
@@ -409,7 +431,7 @@ func (tr *txn) resolveConflicts() error {
 	for again := true; again; {
 		again = false
 		for _, n := range tr.names {
-			l := tr.jobs[n]
+			l := tr.jobsOf(n)
 			if len(l) < 2 {
 				continue
 			}
@@ -481,7 +503,7 @@ func conflicting(l []*tjob) (*tjob, *tjob) {
 // merge folds the jobs of each unit into one.
 func (tr *txn) merge() {
 	for _, n := range tr.names {
-		l := tr.jobs[n]
+		l := tr.jobsOf(n)
 		if len(l) < 2 {
 			continue
 		}
@@ -509,13 +531,13 @@ func (tr *txn) merge() {
 		} else if keep.t == ReloadOrStart {
 			keep.t = Reload
 		}
-		tr.jobs[n] = l[:1]
+		keep.tu.jobs = l[:1]
 	}
 }
 
 // job returns the transaction's job for a unit after merge, or nil.
 func (tr *txn) job(name string) *tjob {
-	if l := tr.jobs[name]; len(l) > 0 {
+	if l := tr.jobsOf(name); len(l) > 0 {
 		return l[0]
 	}
 	return nil
