@@ -232,7 +232,7 @@ func (s *Service) onControlExit(e reaper.Exit) {
 
 // emit queues a change report without a state change (PIDs, STATUS=).
 func (s *Service) emit() {
-	s.st.Job = s.requests > 0
+	s.st.Job = s.jobActive()
 	if s.st == s.last {
 		return
 	}

@@ -113,7 +113,7 @@ func (s *Service) notifyAllowed(pid int) bool {
 // READY=1). A failed reload leaves the service running and returns the error.
 func (s *Service) Reload(ctx context.Context) error {
 	s.lock()
-	s.requests++
+	s.inCall = true
 	var a *attempt
 	var err error
 	st := s.st.SubState
@@ -138,13 +138,11 @@ func (s *Service) Reload(ctx context.Context) error {
 		s.runControl(Reloading, "ExecReload", s.svc().ExecReload, s.timeoutStart(),
 			func() { s.reloadResult(Success) }, s.reloadResult)
 	}
+	s.inCall = false
 	s.unlock()
 	if a != nil {
 		err = a.wait(ctx)
 	}
-	s.lock()
-	s.requests--
-	s.unlock()
 	return err
 }
 

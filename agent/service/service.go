@@ -121,7 +121,7 @@ type Service struct {
 	last     Status   // last status queued for OnChange
 	post     []func() // run after unlock, in order (RequestRestart)
 	drainMu  sync.Mutex
-	requests int // Start/Stop/Reload calls in progress
+	inCall   bool // inside the locked part of Start/Stop/Reload
 }
 
 type change struct{ old, new Status }
@@ -256,6 +256,12 @@ func (s *Service) drain() {
 	}
 }
 
+// jobActive reports whether a change now is the doing of a job: a
+// Start/Stop/Reload is in its locked part or still waiting for its outcome.
+func (s *Service) jobActive() bool {
+	return s.inCall || s.start != nil || s.stop != nil || s.reload != nil
+}
+
 // setState moves to sub-state n and queues the change for OnChange. It also
 // finishes the Start/Stop/Reload calls waiting for this state.
 func (s *Service) setState(n SubState) {
@@ -263,7 +269,7 @@ func (s *Service) setState(n SubState) {
 	s.st.SubState = n
 	s.st.ActiveState = n.Active()
 	s.st.Since = s.d.Now()
-	s.st.Job = s.requests > 0
+	s.st.Job = s.jobActive()
 	s.pollGen++
 	if n != Running && n != Reloading && !n.starting() {
 		s.stopWatchdog()

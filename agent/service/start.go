@@ -26,15 +26,13 @@ var (
 // error; the restart is a separate job requested through RequestRestart.
 func (s *Service) Start(ctx context.Context) error {
 	s.lock()
-	s.requests++
+	s.inCall = true
 	a, err := s.beginStart()
+	s.inCall = false
 	s.unlock()
 	if a != nil {
 		err = a.wait(ctx)
 	}
-	s.lock()
-	s.requests--
-	s.unlock()
 	return err
 }
 

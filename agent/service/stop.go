@@ -16,7 +16,7 @@ import (
 // once the unit is inactive or failed; ending failed is not an error.
 func (s *Service) Stop(ctx context.Context) error {
 	s.lock()
-	s.requests++
+	s.inCall = true
 	var a *attempt
 	switch st := s.st.SubState; {
 	case st == Dead || st == Failed:
@@ -41,14 +41,12 @@ func (s *Service) Stop(ctx context.Context) error {
 			s.enterSignal(StopSigterm, Success)
 		}
 	}
+	s.inCall = false
 	s.unlock()
 	var err error
 	if a != nil {
 		err = a.wait(ctx)
 	}
-	s.lock()
-	s.requests--
-	s.unlock()
 	return err
 }
 
