@@ -88,7 +88,7 @@ func (e *Engine) launchLocked(j *Job) {
 	e.record(j)
 	t := j.typ
 	e.wg.Add(1)
-	go e.execute(ctx, j, t)
+	go e.execute(e.runCtx, ctx, j, t)
 }
 
 // outcome of one executor step.
@@ -102,7 +102,7 @@ const (
 
 // execute performs one step of job j of type t and then settles the job.
 // It runs without the engine lock.
-func (e *Engine) execute(ctx context.Context, j *Job, t Type) {
+func (e *Engine) execute(runCtx, ctx context.Context, j *Job, t Type) {
 	defer e.wg.Done()
 	res, err, out := e.step(ctx, j, t)
 	e.mu.Lock()
@@ -116,7 +116,7 @@ func (e *Engine) execute(ctx context.Context, j *Job, t Type) {
 	if j.finished {
 		return // cancelled, replaced or timed out meanwhile
 	}
-	if ctx.Err() != nil && e.runCtx == nil && (out != finished || !res.Success()) {
+	if runCtx.Err() != nil && (out != finished || !res.Success()) {
 		// Run stopped under it: the executor was interrupted.
 		if out != finished {
 			j.state = Waiting // not started yet in its new phase; stays installed
