@@ -30,6 +30,7 @@ type applier struct {
 	execStartCount int
 	successAction  bool  // SuccessAction= set: a service may then have no ExecStart=
 	fatal          error // first *SyntaxError or bad setting
+	origin         string // fragment (or transient unit name) for errors with no line
 }
 
 func (a *applier) warn(msg string) {
@@ -121,5 +122,5 @@ func (a *applier) badAt(key, msg string) error {
 	if x, ok := a.last[key]; ok {
 		return fmt.Errorf("%s:%d: %s", x.File, x.Line, msg)
 	}
-	return fmt.Errorf("%s: %s", a.u.Path, msg)
+	return fmt.Errorf("%s: %s", a.origin, msg)
 }

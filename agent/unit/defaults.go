@@ -95,7 +95,7 @@ func (a *applier) finalize() error {
 	case u.Socket != nil:
 		k := u.Socket
 		if len(k.Listen) == 0 {
-			return fmt.Errorf("%s: socket unit has no Listen*= setting", u.Path)
+			return a.badAt("Socket.ListenStream", "socket unit has no Listen*= setting")
 		}
 		if k.Accept && k.Service != "" {
 			return a.badAt("Socket.Service", "Service= may not be used with Accept=yes")

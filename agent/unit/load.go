@@ -256,7 +256,10 @@ func (l *Loader) ParseString(name, text string) *Unit {
 
 // build parses and applies files in order, then finalizes the unit.
 func (l *Loader) build(u *Unit, files, texts []string) {
-	a := &applier{u: u, spec: specCtx{host: &l.Host, name: u.Name, fragment: u.Path}, last: map[string]assignment{}}
+	a := &applier{u: u, spec: specCtx{host: &l.Host, name: u.Name, fragment: u.Path}, last: map[string]assignment{}, origin: u.Name}
+	if len(files) > 0 {
+		a.origin = files[0]
+	}
 	for i, f := range files {
 		as, err := parseText(f, texts[i])
 		if err != nil {
