@@ -13,8 +13,9 @@ import (
 )
 
 // Graph is the engine's view of the units, implemented by the manager.
-// Graph methods are never called with the engine's lock held, so the
-// manager may call the Engine from inside them only through UnitChanged.
+// Its methods are called concurrently (from Enqueue callers, the Run loop
+// and job goroutines) but never with the engine's lock held, so they may
+// take the manager's locks.
 type Graph interface {
 	// Unit loads a unit on demand. It never returns nil: a unit that does
 	// not exist comes back with LoadState not-found.
@@ -443,6 +444,16 @@ func int64cmp(a, b uint64) int {
 		return 1
 	}
 	return 0
+}
+
+// JobOf returns the job installed for a unit, for status output.
+func (e *Engine) JobOf(name string) (Info, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if j := e.installed[name]; j != nil {
+		return j.info(), true
+	}
+	return Info{}, false
 }
 
 // Cancel finishes an installed job with result canceled. Start jobs that

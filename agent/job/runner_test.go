@@ -393,4 +393,7 @@ func TestRunShutdown(t *testing.T) {
 	if got := installed(e); got[B] != Start || len(got) != 1 {
 		t.Errorf("installed after shutdown: %v", got)
 	}
+	if i, ok := e.JobOf(B); !ok || i.ID != jb.ID() || i.State != Waiting {
+		t.Errorf("JobOf(b) = %+v, %v", i, ok)
+	}
 }

@@ -25,6 +25,7 @@ func TestTransaction(t *testing.T) {
 		wantErr error
 		errHas  []string // substrings the error must contain
 		warns   int
+		warnHas string // substring of the first warning
 	}{
 		{
 			name: "start pulls Requires, BindsTo, Wants, Requisite and Conflicts",
@@ -188,7 +189,7 @@ func TestTransaction(t *testing.T) {
 				g.dep(A, unit.Wants, B).dep(A, unit.After, B).dep(B, unit.After, A)
 			},
 			unit: A, typ: Start,
-			want: map[string]Type{A: Start}, warns: 1,
+			want: map[string]Type{A: Start}, warns: 1, warnHas: "dropped job b.service/start",
 		},
 		{
 			name: "ordering cycle of required jobs fails with the cycle",
@@ -205,7 +206,7 @@ func TestTransaction(t *testing.T) {
 					dep(A, unit.After, B).dep(B, unit.After, C).dep(C, unit.After, D).dep(D, unit.After, A)
 			},
 			unit: A, typ: Start,
-			want: map[string]Type{A: Start, B: Start}, warns: 1,
+			want: map[string]Type{A: Start, B: Start}, warns: 1, warnHas: "dropped job c.service/start",
 		},
 		{
 			name: "stop and start ordered both ways are no cycle",
@@ -281,6 +282,9 @@ func TestTransaction(t *testing.T) {
 			}
 			if got := len(j.Warnings()); got != tc.warns {
 				t.Errorf("warnings = %q, want %d", j.Warnings(), tc.warns)
+			}
+			if tc.warnHas != "" && (len(j.Warnings()) == 0 || !strings.Contains(j.Warnings()[0], tc.warnHas)) {
+				t.Errorf("warnings = %q, want one containing %q", j.Warnings(), tc.warnHas)
 			}
 		})
 	}

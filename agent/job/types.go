@@ -9,6 +9,15 @@
 // systemd. The package is pure: it reaches units only through the Graph and
 // Executor interfaces, which the manager implements, so every rule here is
 // testable with hand-written fakes.
+//
+// How the manager uses it: New(graph, executor, log), go Run(ctx), then
+// Enqueue for every request (API, boot target, socket activation) and Wait
+// for the anchor job when the caller wants the outcome. The manager reports
+// every active-state change with UnitChanged, saying whether one of the
+// engine's executor calls caused it; the engine derives the follow-up jobs
+// (BindsTo= stop, OnFailure=, OnSuccess=) from that. Executor calls for one
+// unit never overlap: a job on a unit whose previous call is still running
+// (for example after it was cancelled) waits for it to return.
 package job
 
 import (
