@@ -1,0 +1,205 @@
+// Package manager is the core's unit manager: it owns the registry of loaded
+// units and their runtime objects (services, sockets, targets, slices), feeds
+// the job engine, routes sd_notify messages and state changes, persists state
+// and answers the API server. It is the one place where the agent's packages
+// meet; each of them stays testable on its own behind small interfaces.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"corral.io/corral/agent/cgroup"
+	"corral.io/corral/agent/job"
+	"corral.io/corral/agent/logs"
+	"corral.io/corral/agent/notify"
+	"corral.io/corral/agent/proc"
+	"corral.io/corral/agent/reaper"
+	"corral.io/corral/agent/state"
+	"corral.io/corral/agent/unit"
+)
+
+// Config is what main hands the manager. Everything the manager writes lives
+// under Root, so that tests and `make run` use a temp dir.
+type Config struct {
+	Root       string
+	UnitDirs   []string // searched before the standard search path
+	CgroupBase string   // prefix of every cgroup Corral creates
+	Helper     string   // trampoline binary for proc.Spawner ("" = /proc/self/exe)
+	Log        *slog.Logger
+	// OnShutdown handles a shutdown request from the API. Under `corral
+	// init` the supervisor must drive it (it would otherwise restart the
+	// agent); nil means: stop every unit and return from Run.
+	OnShutdown func(action string)
+}
+
+// Paths under the root.
+func (c Config) runDir() string     { return filepath.Join(c.Root, "run", "corral") }
+func (c Config) logDir() string     { return filepath.Join(c.Root, "var", "log", "corral") }
+func (c Config) enableDir() string  { return filepath.Join(c.Root, "etc", "corral", "system") }
+func (c Config) statePath() string  { return filepath.Join(c.runDir(), "state.db") }
+func (c Config) notifyPath() string { return filepath.Join(c.runDir(), "notify.sock") }
+
+// Manager is the core's unit manager. Create it with New, then call Run.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	loader *unit.Loader
+	engine *job.Engine
+	reaper *reaper.Reaper
+	spawn  *proc.Spawner
+	cg     cgroup.Manager
+	notify *notify.Listener
+	logs   *logs.Store
+	db     *state.DB
+
+	// runCtx is the context of Run; work started by callbacks (auto-restart,
+	// socket activation, follow-up jobs) hangs off it, never off a request.
+	runCtx context.Context
+	stop   context.CancelFunc
+	ready  chan struct{}
+
+	mu      sync.RWMutex
+	units   map[string]*entry // canonical name → entry
+	aliases map[string]string // alias → canonical name
+	gen     uint64            // bumped by daemon-reload
+	state   string            // "starting", "running", "stopping"
+}
+
+// New opens everything the manager needs under cfg.Root. Nothing is started
+// until Run.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Root == "" {
+		cfg.Root = "/"
+	}
+	for _, d := range []string{cfg.runDir(), cfg.logDir(), cfg.enableDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	m := &Manager{
+		cfg:     cfg,
+		log:     cfg.Log,
+		units:   map[string]*entry{},
+		aliases: map[string]string{},
+		ready:   make(chan struct{}),
+		state:   "starting",
+		spawn:   &proc.Spawner{Helper: cfg.Helper},
+		reaper:  reaper.New(cfg.Log),
+	}
+	var err error
+	if m.db, err = state.Open(cfg.statePath(), cfg.Log); err != nil {
+		return nil, fmt.Errorf("state db: %w", err)
+	}
+	if m.logs, err = logs.Open(cfg.logDir(), logs.Options{}); err != nil {
+		m.db.Close()
+		return nil, fmt.Errorf("log store %s: %w", cfg.logDir(), err)
+	}
+	if m.cg, err = cgroup.New(cfg.CgroupBase); err != nil {
+		m.closeAll()
+		return nil, fmt.Errorf("cgroups under %q: %w", cfg.CgroupBase, err)
+	}
+	if m.notify, err = notify.Listen(cfg.notifyPath()); err != nil {
+		m.closeAll()
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	m.loader = unit.NewLoader(cfg.Root, cfg.UnitDirs...)
+	m.engine = job.New(graph{m}, executor{m}, cfg.Log, job.WithRecorder(jobRecorder{m.db}))
+	if err := m.loadAll(); err != nil {
+		m.closeAll()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) closeAll() {
+	if m.notify != nil {
+		m.notify.Close()
+	}
+	if m.logs != nil {
+		m.logs.Close()
+	}
+	if m.db != nil {
+		m.db.Close()
+	}
+}
+
+// Run starts the reaper, the notify socket and the job engine, then starts
+// target (usually "default.target"; "" starts nothing). It returns when ctx
+// is done or Shutdown is called, after stopping every unit.
+func (m *Manager) Run(ctx context.Context, target string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m.runCtx, m.stop = ctx, cancel
+
+	var wg sync.WaitGroup
+	bg := context.WithoutCancel(ctx) // the machinery outlives ctx until units are stopped
+	bg, stopBG := context.WithCancel(bg)
+	wg.Add(3)
+	go func() { defer wg.Done(); m.reaper.Run(bg) }()
+	go func() { defer wg.Done(); m.notify.Run(bg, m.routeNotify) }()
+	go func() { defer wg.Done(); m.engine.Run(bg) }()
+	close(m.ready)
+
+	if target != "" {
+		if _, err := m.engine.Enqueue(ctx, target, job.Start, job.Replace); err != nil {
+			m.log.Error("start default target", "unit", target, "err", err)
+		}
+	}
+	m.setState("running")
+	<-ctx.Done()
+
+	m.setState("stopping")
+	sctx, scancel := context.WithTimeout(bg, 5*time.Minute)
+	m.stopAll(sctx)
+	scancel()
+	stopBG()
+	wg.Wait()
+	m.closeAll()
+	return nil
+}
+
+func (m *Manager) setState(s string) {
+	m.mu.Lock()
+	m.state = s
+	m.mu.Unlock()
+}
+
+// stopAll stops every unit that is not inactive, in one pass of stop jobs so
+// that the engine orders them (reverse of start order).
+func (m *Manager) stopAll(ctx context.Context) {
+	var jobs []*job.Job
+	for _, e := range m.entries() {
+		if st := e.activeState(); st == "inactive" || st == "failed" {
+			continue
+		}
+		j, err := m.engine.Enqueue(ctx, e.name(), job.Stop, job.Replace)
+		if err != nil {
+			m.log.Error("stop at shutdown", "unit", e.name(), "err", err)
+			continue
+		}
+		jobs = append(jobs, j)
+	}
+	for _, j := range jobs {
+		m.engine.Wait(ctx, j)
+	}
+}
+
+// Exit ends Run, which stops every unit first.
+func (m *Manager) Exit() {
+	if m.stop != nil {
+		m.stop()
+	}
+}
+
+// errStopping is returned while the manager shuts down.
+var errStopping = errors.New("manager is shutting down")

@@ -1,0 +1,109 @@
+// Command corral-agent is Corral's core: the unit manager, job engine and API
+// server. It is started (and restarted) by `corral init`, which passes the
+// flags below; see docs/ARCHITECTURE.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"corral.io/corral/agent/apiserver"
+	"corral.io/corral/agent/manager"
+	"corral.io/corral/agent/proc"
+	"corral.io/corral/agent/reaper"
+)
+
+// version is set by the linker for releases.
+var version = "0.1.0-dev"
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func main() {
+	proc.MaybeTrampoline()
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		root     = flag.String("root", "/", "root directory for sockets, state, logs and unit search paths")
+		unitDirs stringList
+		cgroup   = flag.String("cgroup-root", "corral", "cgroup under which every unit's cgroup is created")
+		helper   = flag.String("helper", "", "exec trampoline binary (the corral binary); default this binary")
+		level    = flag.String("log-level", "info", "debug, info, warn or error")
+		target   = flag.String("default-target", "default.target", "unit started at boot; empty starts nothing")
+	)
+	flag.Var(&unitDirs, "unit-dir", "extra unit directory searched first (repeatable)")
+	flag.Parse()
+
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "corral-agent: --log-level %q: %v\n", *level, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})).With("component", "agent")
+	slog.SetDefault(log)
+
+	// Forking daemons re-parent to the nearest subreaper: that must be us,
+	// so that their exits reach the service state machines.
+	if err := reaper.SetSubreaper(); err != nil {
+		log.Error("set child subreaper", "err", err)
+		return 1
+	}
+
+	cfg := manager.Config{Root: *root, UnitDirs: unitDirs, CgroupBase: *cgroup, Helper: *helper, Log: log}
+	if *helper != "" && os.Getppid() != 1 {
+		// Started by `corral init`: shutting down is the supervisor's call,
+		// or it would restart us. It answers SIGTERM by stopping us in order.
+		cfg.OnShutdown = func(action string) {
+			log.Info("shutdown requested; asking the supervisor", "action", action, "ppid", os.Getppid())
+			syscall.Kill(os.Getppid(), syscall.SIGTERM)
+		}
+	}
+	m, err := manager.New(cfg)
+	if err != nil {
+		log.Error("start manager", "root", *root, "err", err)
+		return 1
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	go func() {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		for range hup {
+			if err := m.DaemonReload(ctx); err != nil {
+				log.Error("daemon-reload on SIGHUP", "err", err)
+			}
+		}
+	}()
+
+	sockPath := apiserver.SocketPath(*root)
+	l, err := apiserver.Listen(sockPath)
+	if err != nil {
+		log.Error("api socket", "path", sockPath, "err", err)
+		return 1
+	}
+	srv := apiserver.New(m, apiserver.Options{Log: log, Version: version})
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(srvCtx, l) }()
+	log.Info("corral agent ready", "root", *root, "api", sockPath, "pid", os.Getpid())
+
+	err = m.Run(ctx, *target)
+	stopSrv()
+	<-srvDone
+	if err != nil {
+		log.Error("manager", "err", err)
+		return 1
+	}
+	log.Info("corral agent stopped")
+	return 0
+}

@@ -1,0 +1,420 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Requires= pulls the dependency in, After= orders it: b must have finished
+// starting (its timestamp written) before a's ExecStart runs.
+func TestDependenciesAndOrdering(t *testing.T) {
+	dir := t.TempDir()
+	n := start(t, map[string]string{
+		"a.service": fmt.Sprintf(`
+[Unit]
+Requires=b.service
+After=b.service
+Wants=c.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'date +%%%%s%%%%N > %s/a'
+`, dir),
+		"b.service": fmt.Sprintf(`
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'sleep 0.2; date +%%%%s%%%%N > %s/b'
+`, dir),
+		"c.service": `
+[Service]
+ExecStart=/bin/sleep 1000
+`,
+	})
+	n.must("start", "a.service")
+	for _, u := range []string{"a.service", "b.service", "c.service"} {
+		if st := strings.TrimSpace(n.must("is-active", u)); st != "active" {
+			t.Errorf("%s is %s, want active", u, st)
+		}
+	}
+	ta, tb := readNanos(t, filepath.Join(dir, "a")), readNanos(t, filepath.Join(dir, "b"))
+	if tb >= ta {
+		t.Errorf("b finished at %d, after a started at %d: After= not honoured", tb, ta)
+	}
+	// Stopping b stops a (RequiredBy), but not c (only wanted by a).
+	n.must("stop", "b.service")
+	if st := strings.TrimSpace(mustOut(n.ctl("is-active", "a.service"))); st != "inactive" {
+		t.Errorf("a.service is %s after stopping b, want inactive", st)
+	}
+	if st := strings.TrimSpace(n.must("is-active", "c.service")); st != "active" {
+		t.Errorf("c.service is %s, want active", st)
+	}
+}
+
+func mustOut(s string, _ error) string { return s }
+
+func readNanos(t *testing.T, p string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// A crashing service is restarted per Restart=, then put into failed once
+// the start limit is hit.
+func TestRestartThenStartLimit(t *testing.T) {
+	dir := t.TempDir()
+	n := start(t, map[string]string{
+		"crash.service": fmt.Sprintf(`
+[Unit]
+StartLimitIntervalSec=60
+StartLimitBurst=3
+[Service]
+ExecStart=/bin/sh -c 'echo run >> %s/runs; exit 3'
+Restart=on-failure
+RestartSec=50ms
+`, dir),
+	})
+	n.ctl("start", "crash.service") // may report failure or success depending on timing: Type=simple
+	n.eventually("crash.service failed", func() error {
+		if n.code("is-failed", "crash.service") != 0 {
+			return fmt.Errorf("not failed yet")
+		}
+		return nil
+	})
+	if r := n.prop("crash.service", "Result"); r != "start-limit-hit" {
+		t.Errorf("Result=%q, want start-limit-hit", r)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "runs"))
+	if runs := strings.Count(string(b), "run"); runs != 3 {
+		t.Errorf("service ran %d times, want 3 (StartLimitBurst)", runs)
+	}
+	// reset-failed makes it startable again.
+	n.must("reset-failed", "crash.service")
+	if n.code("is-failed", "crash.service") == 0 {
+		t.Errorf("still failed after reset-failed")
+	}
+}
+
+// Type=notify: start returns only after a real process sent READY=1.
+func TestNotifyService(t *testing.T) {
+	n := start(t, map[string]string{
+		"notify.service": `
+[Service]
+Type=notify
+ExecStart=/usr/bin/env python3 -c "import os,socket,time; time.sleep(0.3); s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.connect(os.environ['NOTIFY_SOCKET']); s.send(b'READY=1\nSTATUS=serving requests'); time.sleep(1000)"
+`,
+	})
+	n.must("start", "notify.service")
+	if st := n.prop("notify.service", "ActiveState"); st != "active" {
+		t.Fatalf("ActiveState=%q right after start returned, want active", st)
+	}
+	if s := n.prop("notify.service", "StatusText"); s != "serving requests" {
+		t.Errorf("StatusText=%q, want the STATUS= the service sent", s)
+	}
+}
+
+// Accept=no: the first connection starts the service, which gets the
+// listening socket as fd 3 (LISTEN_FDS=1) and answers.
+func TestSocketActivation(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "greet.sock")
+	n := start(t, map[string]string{
+		"greet.socket": fmt.Sprintf(`
+[Socket]
+ListenStream=%s
+`, sock),
+		"greet.service": `
+[Service]
+ExecStart=/usr/bin/env python3 -c "import os,socket; assert os.environ['LISTEN_PID']==str(os.getpid()); assert os.environ['LISTEN_FDS']=='1'; s=socket.socket(fileno=3); exec('while True:\n c,_=s.accept(); c.sendall(b\"hello from \"+os.environ[\"LISTEN_FDNAMES\"].encode()+b\"\\n\"); c.close()')"
+`,
+	})
+	n.must("start", "greet.socket")
+	if st := strings.TrimSpace(mustOut(n.ctl("is-active", "greet.service"))); st != "inactive" {
+		t.Fatalf("greet.service is %s before any connection, want inactive", st)
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line != "hello from greet\n" {
+		t.Errorf("got %q", line)
+	}
+	if st := strings.TrimSpace(n.must("is-active", "greet.service")); st != "active" {
+		t.Errorf("greet.service is %s after activation", st)
+	}
+}
+
+// Accept=yes: each connection gets its own instance with the connection on
+// stdin/stdout.
+func TestSocketAcceptYes(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	n := start(t, map[string]string{
+		"echo.socket": fmt.Sprintf(`
+[Socket]
+ListenStream=%s
+Accept=yes
+`, addr),
+		"echo@.service": `
+[Service]
+ExecStart=/bin/cat
+StandardInput=socket
+`,
+	})
+	n.must("start", "echo.socket")
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		msg := fmt.Sprintf("ping %d\n", i)
+		c.Write([]byte(msg))
+		got, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err != nil || got != msg {
+			t.Fatalf("connection %d: got %q, %v; want %q", i, got, err, msg)
+		}
+	}
+	if v := n.prop("echo.socket", "NAccepted"); v != "3" {
+		t.Errorf("NAccepted=%q, want 3", v)
+	}
+}
+
+// KillMode=control-group: stop kills every process of the unit, including
+// children that left the main process's process group.
+func TestKillModeControlGroup(t *testing.T) {
+	n := start(t, map[string]string{
+		"family.service": `
+[Service]
+ExecStart=/bin/sh -c 'setsid sleep 1001 & sleep 1002 & exec sleep 1003'
+`,
+	})
+	n.must("start", "family.service")
+	path := "system.slice/family.service"
+	var pids []int
+	n.eventually("three processes in the cgroup", func() error {
+		pids = procs(n.cgroupFile("pids", path, "cgroup.procs"))
+		if len(pids) < 3 {
+			return fmt.Errorf("cgroup has %v", pids)
+		}
+		return nil
+	})
+	n.must("stop", "family.service")
+	if left := procs(n.cgroupFile("pids", path, "cgroup.procs")); len(left) > 0 {
+		t.Errorf("processes left in the cgroup after stop: %v", left)
+	}
+	for _, p := range pids {
+		if err := syscall.Kill(p, 0); err == nil {
+			if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p)); !strings.Contains(string(st), ") Z") {
+				t.Errorf("pid %d still alive after stop", p)
+			}
+		}
+	}
+}
+
+func procs(s string) []int {
+	var out []int
+	for _, f := range strings.Fields(s) {
+		if v, err := strconv.Atoi(f); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Resource directives land in the cgroup files.
+func TestCgroupLimits(t *testing.T) {
+	n := start(t, map[string]string{
+		"limited.service": `
+[Service]
+ExecStart=/bin/sleep 1000
+MemoryMax=64M
+CPUQuota=50%
+TasksMax=32
+`,
+	})
+	n.must("start", "limited.service")
+	path := "system.slice/limited.service"
+	checks := []struct{ ctrl, file, want string }{
+		{"memory", "memory.limit_in_bytes", strconv.Itoa(64 << 20)},
+		{"cpu", "cpu.cfs_quota_us", "50000"},
+		{"cpu", "cpu.cfs_period_us", "100000"},
+		{"pids", "pids.max", "32"},
+	}
+	for _, c := range checks {
+		if got := n.cgroupFile(c.ctrl, path, c.file); got != c.want {
+			t.Errorf("%s/%s = %q, want %q", c.ctrl, c.file, got, c.want)
+		}
+	}
+	pid := n.prop("limited.service", "MainPID")
+	if !strings.Contains(n.cgroupFile("memory", path, "cgroup.procs"), pid) {
+		t.Errorf("main PID %s is not in the unit's memory cgroup", pid)
+	}
+}
+
+// Output goes to the log store and comes back through corralctl logs.
+func TestLogs(t *testing.T) {
+	n := start(t, map[string]string{
+		"talk.service": `
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo hello stdout; echo hello stderr >&2'
+`,
+	})
+	n.must("start", "talk.service")
+	n.eventually("both lines logged", func() error {
+		out, err := n.ctl("logs", "-u", "talk.service")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "hello stdout") || !strings.Contains(out, "hello stderr") {
+			return fmt.Errorf("logs:\n%s", out)
+		}
+		return nil
+	})
+	out := n.must("logs", "-u", "talk.service", "-n", "1")
+	if strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("-n 1 gave several lines:\n%s", out)
+	}
+}
+
+// A malformed unit is reported with its file and line, and does not stop
+// anything else from working.
+func TestMalformedUnitIsolated(t *testing.T) {
+	n := start(t, map[string]string{
+		"bad.service": `
+[Service
+ExecStart=/bin/true
+`,
+		"worse.service": `
+[Service]
+Type=bogus
+ExecStart=/bin/true
+`,
+		"good.service": `
+[Service]
+ExecStart=/bin/sleep 1000
+`,
+	})
+	n.must("start", "good.service")
+	if st := strings.TrimSpace(n.must("is-active", "good.service")); st != "active" {
+		t.Errorf("good.service is %s", st)
+	}
+	for unit, state := range map[string]string{"bad.service": "error", "worse.service": "bad-setting"} {
+		if ls := n.prop(unit, "LoadState"); ls != state {
+			t.Errorf("%s LoadState=%q, want %q", unit, ls, state)
+		}
+		out, err := n.ctl("start", unit)
+		if err == nil {
+			t.Errorf("start %s succeeded", unit)
+		}
+		if !strings.Contains(out, unit) {
+			t.Errorf("start %s error does not name the unit: %s", unit, out)
+		}
+		st, _ := n.ctl("status", unit)
+		if !strings.Contains(st, filepath.Join(n.units, unit)+":") {
+			t.Errorf("status %s does not name file:line:\n%s", unit, st)
+		}
+	}
+}
+
+// enable creates the [Install] symlinks, disable removes them, is-enabled
+// reports it.
+func TestEnableDisable(t *testing.T) {
+	n := start(t, map[string]string{
+		"web.service": `
+[Service]
+ExecStart=/bin/sleep 1000
+[Install]
+WantedBy=multi-user.target
+Alias=www.service
+`,
+	})
+	if st := strings.TrimSpace(mustOut(n.ctl("is-enabled", "web.service"))); st != "disabled" {
+		t.Errorf("is-enabled before enable: %q", st)
+	}
+	n.must("enable", "--now", "web.service")
+	link := filepath.Join(n.root, "etc/corral/system/multi-user.target.wants/web.service")
+	if _, err := os.Lstat(link); err != nil {
+		t.Errorf("enable did not create %s: %v", link, err)
+	}
+	if st := strings.TrimSpace(n.must("is-enabled", "web.service")); st != "enabled" {
+		t.Errorf("is-enabled after enable: %q", st)
+	}
+	if st := strings.TrimSpace(n.must("is-active", "www.service")); st != "active" {
+		t.Errorf("alias www.service is %q after enable --now", st)
+	}
+	n.must("disable", "web.service")
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Errorf("disable left %s", link)
+	}
+}
+
+// The supervisor restarts a killed core, and the API answers again.
+func TestCoreRestartedBySupervisor(t *testing.T) {
+	n := start(t, map[string]string{
+		"long.service": `
+[Service]
+ExecStart=/bin/sleep 1000
+`,
+	})
+	n.must("start", "long.service")
+	main := n.prop("long.service", "MainPID")
+	agent := agentPID(t, n)
+	syscall.Kill(agent, syscall.SIGKILL)
+	n.eventually("a new core answers", func() error {
+		if p := agentPID(t, n); p == agent || p == 0 {
+			return fmt.Errorf("core not restarted yet")
+		}
+		_, err := n.ctl("list-units")
+		return err
+	})
+	pid, _ := strconv.Atoi(main)
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Errorf("service main PID %d did not survive the core's crash: %v", pid, err)
+	}
+}
+
+// agentPID finds the supervisor's corral-agent child.
+func agentPID(t *testing.T, n *node) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.cmd.Process.Pid, n.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if strings.HasSuffix(exe, "/corral-agent") {
+			return pid
+		}
+	}
+	return 0
+}
