@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"corral.io/corral/agent/notify"
 	"corral.io/corral/agent/proc"
 )
@@ -21,7 +23,9 @@ func TestMain(m *testing.M) {
 		runHelper(mode)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// The shared reaper of the integration tests lives as long as the
+	// process; everything else a Service starts must be gone.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("corral.io/corral/agent/reaper.(*Reaper).Run"))
 }
 
 // runHelper is the service side of the integration tests.
