@@ -117,11 +117,11 @@ type Service struct {
 
 	start, stop, reload *attempt
 
-	pending  []change
-	last     Status   // last status queued for OnChange
-	post     []func() // run after unlock, in order (RequestRestart)
-	drainMu  sync.Mutex
-	inCall   bool // inside the locked part of Start/Stop/Reload
+	pending []change
+	last    Status   // last status queued for OnChange
+	post    []func() // run after unlock, in order (RequestRestart)
+	drainMu sync.Mutex
+	inCall  bool // inside the locked part of Start/Stop/Reload
 }
 
 type change struct{ old, new Status }
