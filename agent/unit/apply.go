@@ -28,8 +28,8 @@ type applier struct {
 	// execStartCount counts ExecStart= since the last reset, for the
 	// "more than one ExecStart" check that systemd does per unit.
 	execStartCount int
-	successAction  bool  // SuccessAction= set: a service may then have no ExecStart=
-	fatal          error // first *SyntaxError or bad setting
+	successAction  bool   // SuccessAction= set: a service may then have no ExecStart=
+	fatal          error  // first *SyntaxError or bad setting
 	origin         string // fragment (or transient unit name) for errors with no line
 }
 

@@ -225,7 +225,7 @@ var unsupported = func() map[string]bool {
 	DeferAcceptSec KeepAliveTimeSec KeepAliveIntervalSec KeepAliveProbes TCPCongestion
 	ExecStopPre FlushPending Writable ListenUSBFunction ListenSpecial ListenNetlink ListenMessageQueue
 	ListenFIFO Conflicts NetworkNamespacePath IPCNamespacePath CoredumpFilter
-	Perpetual CoredumpReceive RestartMode RestartSteps RestartMaxDelaySec UnsetEnvironment`) {
+	Perpetual CoredumpReceive RequiresMountsFor WantsMountsFor Timestamping PassPacketInfo PAMName RestartMode RestartSteps RestartMaxDelaySec UnsetEnvironment`) {
 		m[k] = true
 	}
 	return m

@@ -204,13 +204,29 @@ func parseSignal(s string) (int, error) {
 }
 
 // exitStatusNames are the symbolic exit statuses systemd accepts in
-// SuccessExitStatus= and friends (the LSB / BSD sets).
+// SuccessExitStatus= and friends: the LSB and BSD (sysexits.h) sets and
+// systemd's own EXIT_* codes, written with or without their prefix.
 var exitStatusNames = map[string]int{
-	"EXIT_SUCCESS": 0, "EXIT_FAILURE": 1, "EXIT_INVALIDARGUMENT": 2, "EXIT_NOTIMPLEMENTED": 3,
-	"EXIT_NOPERMISSION": 4, "EXIT_NOTINSTALLED": 5, "EXIT_NOTCONFIGURED": 6, "EXIT_NOTRUNNING": 7,
-	"EX_USAGE": 64, "EX_DATAERR": 65, "EX_NOINPUT": 66, "EX_NOUSER": 67, "EX_NOHOST": 68,
-	"EX_UNAVAILABLE": 69, "EX_SOFTWARE": 70, "EX_OSERR": 71, "EX_OSFILE": 72, "EX_CANTCREAT": 73,
-	"EX_IOERR": 74, "EX_TEMPFAIL": 75, "EX_PROTOCOL": 76, "EX_NOPERM": 77, "EX_CONFIG": 78,
+	"SUCCESS": 0, "FAILURE": 1, "INVALIDARGUMENT": 2, "NOTIMPLEMENTED": 3, "NOPERMISSION": 4,
+	"NOTINSTALLED": 5, "NOTCONFIGURED": 6, "NOTRUNNING": 7,
+	"USAGE": 64, "DATAERR": 65, "NOINPUT": 66, "NOUSER": 67, "NOHOST": 68, "UNAVAILABLE": 69,
+	"SOFTWARE": 70, "OSERR": 71, "OSFILE": 72, "CANTCREAT": 73, "IOERR": 74, "TEMPFAIL": 75,
+	"PROTOCOL": 76, "NOPERM": 77, "CONFIG": 78,
+	"CHDIR": 200, "NICE": 201, "FDS": 202, "EXEC": 203, "MEMORY": 204, "LIMITS": 205,
+	"OOM_ADJUST": 206, "SIGNAL_MASK": 207, "STDIN": 208, "STDOUT": 209, "CHROOT": 210,
+	"IOPRIO": 211, "TIMERSLACK": 212, "SECUREBITS": 213, "SETSCHEDULER": 214, "CPUAFFINITY": 215,
+	"GROUP": 216, "USER": 217, "CAPABILITIES": 218, "CGROUP": 219, "SETSID": 220, "CONFIRM": 221,
+	"STDERR": 222, "PAM": 224, "NETWORK": 225, "NAMESPACE": 226, "NO_NEW_PRIVILEGES": 227,
+	"SECCOMP": 228, "SELINUX_CONTEXT": 229, "PERSONALITY": 230, "APPARMOR_PROFILE": 231,
+	"ADDRESS_FAMILIES": 232, "RUNTIME_DIRECTORY": 233, "CHOWN": 235, "SMACK_PROCESS_LABEL": 236,
+	"KEYRING": 237, "STATE_DIRECTORY": 238, "CACHE_DIRECTORY": 239, "LOGS_DIRECTORY": 240,
+	"CONFIGURATION_DIRECTORY": 241, "NUMA_POLICY": 242, "CREDENTIALS": 243, "BPF": 245,
+}
+
+func exitStatusByName(w string) (int, bool) {
+	w = strings.TrimPrefix(strings.TrimPrefix(w, "EXIT_"), "EX_")
+	n, ok := exitStatusNames[w]
+	return n, ok
 }
 
 // parseExitStatusSet adds the space-separated codes and signals of s to set.
@@ -228,7 +244,7 @@ func parseExitStatusSet(s string, set *ExitStatusSet) error {
 			add.Codes = append(add.Codes, n)
 			continue
 		}
-		if n, ok := exitStatusNames[w]; ok {
+		if n, ok := exitStatusByName(w); ok {
 			add.Codes = append(add.Codes, n)
 			continue
 		}

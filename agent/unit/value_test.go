@@ -138,10 +138,10 @@ func TestParseRlimit(t *testing.T) {
 
 func TestParseExitStatusSet(t *testing.T) {
 	var set ExitStatusSet
-	if err := parseExitStatusSet("0 1 SIGTERM TERM 255 EXIT_NOTINSTALLED", &set); err != nil {
+	if err := parseExitStatusSet("0 1 SIGTERM TERM 255 EXIT_NOTINSTALLED DATAERR", &set); err != nil {
 		t.Fatal(err)
 	}
-	want := ExitStatusSet{Codes: []int{0, 1, 255, 5}, Signals: []int{15, 15}}
+	want := ExitStatusSet{Codes: []int{0, 1, 255, 5, 65}, Signals: []int{15, 15}}
 	if diff := cmp.Diff(want, set); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
 	}
