@@ -509,15 +509,41 @@ func (e *Engine) handleEvents(ctx context.Context) {
 	}
 }
 
-// followUps are the jobs a unit's own state change implies.
+// followUps are the jobs a unit's own state change implies. A change no
+// job asked for (a crash, an automatic restart, activation from outside) is
+// applied retroactively to the unit's dependencies, as systemd does: units
+// bound to a unit that went down are stopped; a unit that came up pulls in
+// its requirements (replace), its wants (fail) and stops what it conflicts
+// with.
 func (e *Engine) followUps(ctx context.Context, ev event) {
 	u := e.g.Unit(ev.name)
-	if !ev.byJob && isInactive(ev.new) && !isInactive(ev.old) {
+	up := func(s string) bool { return isActive(s) || s == "activating" }
+	if !ev.byJob && up(ev.old) && !up(ev.new) {
 		for _, b := range u.DepsOf(unit.BoundBy) {
-			if isInactive(e.g.ActiveState(b)) {
-				continue
+			if !isInactive(e.g.ActiveState(b)) {
+				e.follow(ctx, b, Stop, Replace, "BindsTo="+ev.name)
 			}
-			e.follow(ctx, b, Stop, Replace, "BindsTo="+ev.name)
+		}
+	}
+	if !ev.byJob && !up(ev.old) && ev.old != "deactivating" && up(ev.new) {
+		for _, p := range []struct {
+			dep unit.Dep
+			t   Type
+			m   Mode
+		}{
+			{unit.Requires, Start, Replace},
+			{unit.BindsTo, Start, Replace},
+			{unit.Wants, Start, Fail},
+			{unit.Conflicts, Stop, Replace},
+			{unit.ConflictedBy, Stop, Fail},
+		} {
+			for _, o := range u.DepsOf(p.dep) {
+				st := e.g.ActiveState(o)
+				if _, queued := e.JobOf(o); queued || (p.t == Start && up(st)) || (p.t == Stop && isInactive(st)) {
+					continue
+				}
+				e.follow(ctx, o, p.t, p.m, string(p.dep)+"= of "+ev.name)
+			}
 		}
 	}
 	if ev.new == "failed" && ev.old != "failed" {

@@ -397,3 +397,34 @@ func TestRunShutdown(t *testing.T) {
 		t.Errorf("JobOf(b) = %+v, %v", i, ok)
 	}
 }
+
+// TestRetroactiveStart: a unit that becomes active without a job (e.g.
+// activated from outside) pulls in its requirements and wants, and stops
+// the units it conflicts with.
+func TestRetroactiveStart(t *testing.T) {
+	A, R, W, C := "a.service", "req.service", "want.service", "conflict.service"
+	g := newGraph().dep(A, unit.Requires, R).dep(A, unit.Wants, W).dep(A, unit.Conflicts, C)
+	g.states[C] = "active"
+	e := New(g, newExec(g), nil)
+	run(t, e)
+	g.set(A, "active")
+	e.UnitChanged(A, "inactive", "active", false)
+	eventually(t, "dependencies applied", func() bool {
+		return g.ActiveState(R) == "active" && g.ActiveState(W) == "active" && g.ActiveState(C) == "inactive"
+	})
+
+	// The same change made by a job pulls nothing (the transaction did).
+	// A later retroactive event on z shows when the first was handled,
+	// since events are handled in order.
+	g2 := newGraph().dep(A, unit.Requires, R).dep("z.service", unit.Wants, "zdep.service")
+	e2 := New(g2, newExec(g2), nil)
+	run(t, e2)
+	g2.set(A, "active")
+	e2.UnitChanged(A, "activating", "active", true)
+	g2.set("z.service", "active")
+	e2.UnitChanged("z.service", "inactive", "active", false)
+	eventually(t, "later event handled", func() bool { return g2.ActiveState("zdep.service") == "active" })
+	if _, queued := e2.JobOf(R); queued || g2.ActiveState(R) != "inactive" {
+		t.Errorf("a job-made change pulled in its requirement")
+	}
+}
