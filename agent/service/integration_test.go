@@ -89,7 +89,10 @@ func newReal(t *testing.T, u *unit.Unit) *real {
 		Spawner: &proc.Spawner{}, Reaper: sharedReaper(t), Cgroups: cg, Logs: st,
 		Root: r.root, NotifySocket: nl.Path(), Cgroup: r.cgPath,
 		RequestRestart: func(string) {
-			go func() { _ = svc.Start(context.Background()) }() // what the manager's restart job does
+			go func() { // what the manager's restart job does: stop, then start
+				_ = svc.Stop(context.Background())
+				_ = svc.Start(context.Background())
+			}()
 		},
 	})
 	r.s = svc

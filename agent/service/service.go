@@ -112,7 +112,7 @@ type Service struct {
 	notifyReload   bool
 	reloadFailed   error
 	startOK        bool // this start reached active (oneshot: finished)
-	restartPending bool
+	restartPending bool // RequestRestart was called; the next Start is that restart
 	starts         []time.Time // for StartLimitBurst
 
 	start, stop, reload *attempt
@@ -204,6 +204,7 @@ func (s *Service) ResetFailed() {
 	defer s.unlock()
 	s.starts = nil
 	s.st.NRestarts = 0
+	s.restartPending = false
 	if s.st.SubState == Failed {
 		s.st.Result = Success
 		s.setState(Dead)

@@ -53,7 +53,8 @@ func (s *Service) beginStart() (*attempt, error) {
 	if s.u.Service == nil {
 		return nil, fmt.Errorf("unit %s has no [Service] section", name)
 	}
-	restart := st == AutoRestart
+	restart := st == AutoRestart || s.restartPending
+	s.restartPending = false
 	s.cancelTimer()
 	if !s.startLimitOK() {
 		s.st.Result = StartLimitHit

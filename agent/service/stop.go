@@ -21,9 +21,12 @@ func (s *Service) Stop(ctx context.Context) error {
 	switch st := s.st.SubState; {
 	case st == Dead || st == Failed:
 	case st == AutoRestart:
+		// Either a user stop, or the stop half of the restart job that
+		// RequestRestart asked for: like systemd, go quietly to dead and
+		// let a following Start count as a restart (restartPending).
 		s.forbidRestart = true
 		s.cancelTimer()
-		s.enterDead(Success, false)
+		s.setState(Dead)
 	case st.stopping():
 		s.forbidRestart = true
 		if s.stop == nil {
@@ -265,6 +268,7 @@ func (s *Service) restartSec() time.Duration {
 // asks for a restart job rather than restarting behind the job engine.
 func (s *Service) restartTimer() {
 	s.st.NRestarts++
+	s.restartPending = true
 	s.core("Scheduled restart job, restart counter is at %d.", s.st.NRestarts)
 	s.setState(AutoRestart)
 	if s.d.RequestRestart != nil {
