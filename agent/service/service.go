@@ -111,8 +111,8 @@ type Service struct {
 	notifyReady    bool
 	notifyReload   bool
 	reloadFailed   error
-	startOK        bool // this start reached active (oneshot: finished)
-	restartPending bool // RequestRestart was called; the next Start is that restart
+	startOK        bool        // this start reached active (oneshot: finished)
+	restartPending bool        // RequestRestart was called; the next Start is that restart
 	starts         []time.Time // for StartLimitBurst
 
 	start, stop, reload *attempt
