@@ -15,10 +15,24 @@ func TestRunOrdering(t *testing.T) {
 	A, B := "a.service", "b.service"
 	g := newGraph().dep(B, unit.Requires, A).dep(B, unit.After, A)
 	x := newExec(g)
+	x.gate[A] = make(chan struct{})
+	x.entered = make(chan string, 10)
 	e := New(g, x, nil)
 	run(t, e)
 	ctx := context.Background()
 	j := must(t)(e.Enqueue(ctx, B, Start, Replace))
+	<-x.entered
+	// Both jobs were installed together, so b would have been launched in
+	// the same dispatch pass as a had nothing ordered it.
+	if i, _ := e.JobOf(B); i.State != Waiting {
+		t.Errorf("b is %s while a is starting", i.State)
+	}
+	close(x.gate[A])
+	go func() {
+		for range x.entered {
+		}
+	}()
+	defer close(x.entered)
 	if r := wait(t, e, j); r != Done {
 		t.Fatalf("result %s", r)
 	}
