@@ -155,6 +155,7 @@ var unitDirectives = func() map[string]directive {
 		"IgnoreOnIsolate":       boolean(func(u *Unit) *bool { return &u.IgnoreOnIsolate }),
 		"JobTimeoutSec":         duration(func(u *Unit) *time.Duration { return &u.JobTimeout }, 0),
 		"StartLimitIntervalSec": duration(func(u *Unit) *time.Duration { return &u.StartLimitInterval }, 0),
+		"StartLimitInterval":    duration(func(u *Unit) *time.Duration { return &u.StartLimitInterval }, 0),
 		"StartLimitBurst":       integer(func(u *Unit) *int { return &u.StartLimitBurst }),
 		"OnFailureJobMode": {h: func(a *applier, v string) error {
 			switch v {
@@ -199,7 +200,7 @@ var unsupported = func() map[string]bool {
 	m := map[string]bool{}
 	for _, k := range strings.Fields(`SourcePath FailureAction SuccessAction FailureActionExitStatus
 	SuccessActionExitStatus JobRunningTimeoutSec JobTimeoutAction JobTimeoutRebootArgument
-	StartLimitAction RebootArgument StartLimitInterval CollectMode OnSuccessJobMode SurviveFinalKillSignal
+	StartLimitAction RebootArgument CollectMode OnSuccessJobMode SurviveFinalKillSignal
 	ProtectKernelTunables ProtectKernelModules ProtectKernelLogs ProtectControlGroups ProtectClock
 	ProtectHostname ProtectProc ProcSubset RestrictAddressFamilies RestrictNamespaces RestrictRealtime
 	RestrictSUIDSGID LockPersonality MemoryDenyWriteExecute SystemCallFilter SystemCallArchitectures

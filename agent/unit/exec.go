@@ -33,7 +33,7 @@ func splitWords(s string) ([]string, error) {
 				in = true
 				continue
 			}
-			n, w, err := cunescapeOne(s[i+1:], quote != 0)
+			n, w, err := cunescapeOne(s[i+1:])
 			if err != nil {
 				return nil, err
 			}
@@ -67,7 +67,7 @@ func splitWords(s string) ([]string, error) {
 
 // cunescapeOne decodes the escape sequence at the start of s (after the
 // backslash), returning the bytes consumed and the decoded text.
-func cunescapeOne(s string, quoted bool) (int, string, error) {
+func cunescapeOne(s string) (int, string, error) {
 	switch c := s[0]; c {
 	case 'a':
 		return 1, "\a", nil
@@ -85,10 +85,7 @@ func cunescapeOne(s string, quoted bool) (int, string, error) {
 		return 1, "\v", nil
 	case 's':
 		return 1, " ", nil
-	case '\\', '"', '\'', ' ', ';', '$', '%':
-		if c == '%' || c == '$' { // keep the backslash meaning "literal", as systemd does for these
-			return 1, string(c), nil
-		}
+	case '\\', '"', '\'', ' ', ';':
 		return 1, string(c), nil
 	case 'x':
 		if len(s) >= 3 {
@@ -113,7 +110,6 @@ func cunescapeOne(s string, quoted bool) (int, string, error) {
 			}
 		}
 	}
-	_ = quoted
 	return 0, "", fmt.Errorf("invalid escape sequence \\%s", firstRune(s))
 }
 
