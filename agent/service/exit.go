@@ -41,15 +41,14 @@ func (s *Service) spawnControl(c *cmdRun) error {
 	return nil
 }
 
-func (s *Service) spawnMain() error {
+// spawnMain starts the main process. started is true when there is a
+// process whose exit will follow, even if err says its exec failed.
+func (s *Service) spawnMain() (started bool, err error) {
 	pid, err := s.spawn(s.mainCmd, true)
 	if pid > 0 {
 		s.setMainPID(pid)
 	}
-	if pid == 0 {
-		return err
-	}
-	return nil
+	return pid > 0, err
 }
 
 func (s *Service) setMainPID(pid int) {
@@ -154,7 +153,7 @@ func (s *Service) onMainExit(e reaper.Exit) {
 	st := s.st.SubState
 	if mc := s.mainCmd; typ == unit.Oneshot && st == StartState && f == Success && mc != nil && mc.i+1 < len(mc.cmds) {
 		mc.i++
-		if err := s.spawnMain(); err != nil {
+		if started, _ := s.spawnMain(); !started {
 			s.enterSignal(StopSigterm, Resources)
 		}
 		return

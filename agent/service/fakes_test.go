@@ -29,6 +29,7 @@ import (
 //	fork                   start a "sleep" daemon in the cgroup, then exit 0
 //	fork-pidfile:PATH      same, and write the daemon's PID to PATH
 //	spawnfail              Spawner.Start fails without a PID
+//	execfail               Spawner.Start fails with a PID, which exits 203
 type world struct {
 	mu      sync.Mutex
 	next    int
@@ -85,6 +86,16 @@ func (w *world) Start(ctx context.Context, sp *proc.Spec) (int, error) {
 		n, _ := strconv.Atoi(strings.TrimPrefix(sp.Path, "exit:"))
 		s := exitStatus(n)
 		st = &s
+	case sp.Path == "execfail":
+		defer func() {
+			go func() {
+				time.Sleep(time.Millisecond)
+				w.mu.Lock()
+				w.die(pid, exitStatus(proc.ExitExec))
+				w.mu.Unlock()
+			}()
+		}()
+		return pid, &proc.Error{Path: sp.Path, Code: proc.ExitExec, Msg: "execve: no such file or directory"}
 	case sp.Path == "fork" || strings.HasPrefix(sp.Path, "fork-pidfile:"):
 		w.next++
 		w.alive[w.next] = "sleep"

@@ -4,6 +4,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -357,9 +358,10 @@ func TestRealExecFailure(t *testing.T) {
 	r := newReal(t, realUnit("noexec-it.service", func(s *unit.Service) {
 		s.ExecStart = []unit.Command{cmd("/nonexistent/binary")}
 	}))
-	_ = r.s.Start(ctx10(t))
-	waitFor(t, "failed", func() bool { return r.s.Status().SubState == Failed })
-	if st := r.s.Status(); st.ExecMainStatus != proc.ExitExec || st.Result != ExitCode {
+	if err := r.s.Start(ctx10(t)); !errors.Is(err, ErrStartFailed) {
+		t.Fatalf("Start: %v, want a failed start", err)
+	}
+	if st := r.s.Status(); st.SubState != Failed || st.ExecMainStatus != proc.ExitExec || st.Result != ExitCode {
 		t.Fatalf("status %+v", st)
 	}
 }

@@ -124,6 +124,10 @@ func TestStartFailures(t *testing.T) {
 		}, err: ErrStartFailed, state: Failed, result: Protocol},
 		{name: "spawn fails", mod: func(s *unit.Service) { s.ExecStart = []unit.Command{cmd("spawnfail")} },
 			err: ErrStartFailed, state: Failed, result: Resources, line: "Failed to execute spawnfail"},
+		{name: "exec fails", mod: func(s *unit.Service) { s.ExecStart = []unit.Command{cmd("execfail")} },
+			err: ErrStartFailed, state: Failed, result: ExitCode, line: "Main process exited, code=exited, status=203/EXEC"},
+		{name: "ExecStartPost exec fails", mod: func(s *unit.Service) { s.ExecStartPost = []unit.Command{cmd("execfail")} },
+			err: ErrStartFailed, state: Failed, result: ExitCode, line: "status=203/EXEC"},
 		{name: "start timeout", mod: func(s *unit.Service) {
 			s.Type = unit.Notify
 			s.TimeoutStartSec = 30 * time.Millisecond

@@ -180,13 +180,16 @@ func (s *Service) enterStart() {
 		cmds = cmds[:1]
 	}
 	s.mainCmd = &cmdRun{kind: "ExecStart", cmds: cmds}
-	if err := s.spawnMain(); err != nil {
+	started, err := s.spawnMain()
+	if !started {
 		s.enterSignal(StopSigterm, Resources)
 		return
 	}
 	s.armWatchdog()
-	switch typ {
-	case unit.Oneshot, unit.Notify:
+	switch {
+	case typ == unit.Oneshot || typ == unit.Notify || err != nil:
+		// For a failed exec (err with a PID), the child's exit with its
+		// EXIT_* status follows and fails the start, for simple too.
 		s.setState(StartState)
 		s.armTimer(s.timeoutStart())
 	default: // simple, exec, idle: proc.Start returned after execve
