@@ -365,3 +365,23 @@ func TestRealExecFailure(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+func TestRealWatchdogAborts(t *testing.T) {
+	r := newReal(t, realUnit("wd-it.service", func(s *unit.Service) {
+		s.Type = unit.Notify
+		s.WatchdogSec = 200 * time.Millisecond
+		s.ExecStart = []unit.Command{cmd(testBinary(t))}
+		s.Environment = []string{helperEnv + "=notify"} // READY=1, then never WATCHDOG=1
+	}))
+	if err := r.s.Start(ctx10(t)); err != nil {
+		t.Fatal(err)
+	}
+	main := r.s.Status().MainPID
+	waitFor(t, "watchdog failure", func() bool { return r.s.Status().SubState == Failed })
+	if st := r.s.Status(); st.Result != Watchdog || alive(main) {
+		t.Fatalf("status %+v, main alive %v", st, alive(main))
+	}
+	if !r.hasLog(t, logs.Core, "Watchdog timeout (limit 200ms)!") {
+		t.Errorf("log %v", r.logLines(t))
+	}
+}
