@@ -62,6 +62,10 @@ func TestInstall(t *testing.T) {
 	}
 	state("web.service", "enabled")
 	state("web.socket", "enabled")
+	state("www.service", "alias")
+	if u := l.Load("www.service"); u.Name != "web.service" || !contains(u.Aliases, "www.service") {
+		t.Errorf("Load(www.service) = %s aliases %v", u.Name, u.Aliases)
+	}
 	if u := l.Load("multi-user.target"); !contains(u.Deps[Wants], "web.service") {
 		t.Errorf("enabled unit not in multi-user.target Wants: %v", u.Deps[Wants])
 	}
