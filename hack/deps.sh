@@ -3,7 +3,7 @@
 # quiet when everything is present.
 set -euo pipefail
 need=()
-command -v python3 >/dev/null || need+=(python3)
+[ -x /usr/bin/python3 ] || need+=(python3)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v socat >/dev/null || need+=(socat)
 if [ ${#need[@]} -gt 0 ]; then

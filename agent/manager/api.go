@@ -69,7 +69,7 @@ func (m *Manager) UnitStatus(ctx context.Context, name string) (apiserver.UnitDe
 	for k, v := range u.Deps {
 		d.Deps[string(k)] = v
 	}
-	if st, err := isEnabledPending(m.loader, u.Name); err == nil {
+	if st, err := unit.NewInstaller(m.loader, m.cfg.Root).IsEnabled(u.Name); err == nil {
 		d.UnitFileState = st
 	}
 	switch {

@@ -189,42 +189,32 @@ func (m *Manager) newRuntimeLocked(e *entry) {
 	case u.Type == unit.TypeService && u.Service != nil:
 		e.svc = service.New(u, m.serviceDeps(e))
 	case u.Type == unit.TypeSocket && u.Socket != nil:
-		e.sock = socket.New(u, m.cfg.Root, activator{m}, m.log.With("unit", u.Name))
+		e.sock = socket.New(u, m.cfg.Root, activator{m}, m.log)
 	}
 }
 
-// linkLocked rebuilds every unit's Deps as its own deps plus the inverse of
-// every other unit's deps on it, so the job engine can walk both ways.
+// linkLocked rebuilds every unit's Deps from its own deps plus the inverse
+// of every other unit's deps on it (unit.FillInverse), so the job engine can
+// walk both ways. It works on copies, so that the loaded deps stay pristine
+// for the next relink.
 func (m *Manager) linkLocked() {
-	eff := make(map[string]map[unit.Dep][]string, len(m.units))
-	add := func(name string, d unit.Dep, target string) {
-		mp := eff[name]
-		if mp == nil {
-			mp = map[unit.Dep][]string{}
-			eff[name] = mp
-		}
-		mp[d] = append(mp[d], target)
-	}
-	for name, e := range m.units {
-		for d, targets := range e.own {
-			for _, t := range targets {
-				add(name, d, m.canonicalLocked(t))
-				if inv := d.Inverse(); inv != "" {
-					add(m.canonicalLocked(t), inv, name)
-				}
-			}
-		}
-	}
-	for name, e := range m.units {
-		deps := eff[name]
-		for d, v := range deps {
-			sort.Strings(v)
-			deps[d] = slices.Compact(v)
-		}
+	es := make([]*entry, 0, len(m.units))
+	us := make([]*unit.Unit, 0, len(m.units))
+	for _, e := range m.units {
 		e.mu.Lock()
-		u := *e.u // copy: the loader's value stays as loaded
-		u.Deps = deps
-		e.u = &u
+		u := *e.u
+		e.mu.Unlock()
+		u.Deps = make(map[unit.Dep][]string, len(e.own))
+		for k, v := range e.own {
+			u.Deps[k] = slices.Clone(v)
+		}
+		es = append(es, e)
+		us = append(us, &u)
+	}
+	unit.FillInverse(us)
+	for i, e := range es {
+		e.mu.Lock()
+		e.u = us[i]
 		e.mu.Unlock()
 	}
 }

@@ -2,7 +2,9 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"corral.io/corral/agent/apiserver"
 	"corral.io/corral/agent/job"
@@ -38,7 +40,18 @@ func (m *Manager) DaemonReload(ctx context.Context) error {
 }
 
 // unitFileOp is one of the [Install] operations of package unit.
-type unitFileOp func(l *unit.Loader, dir string, names []string) ([]unit.Change, error)
+type unitFileOp func(in *unit.Installer, names ...string) ([]unit.Change, error)
+
+// unitFileError classifies the installer's errors for the API.
+func unitFileError(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
+	}
+	if errors.Is(err, unit.ErrNoInstance) {
+		return fmt.Errorf("%w: %w", apiserver.ErrInvalid, err)
+	}
+	return err
+}
 
 func (m *Manager) unitFiles(ctx context.Context, op unitFileOp, names []string, now bool, then job.Type) ([]apiserver.Change, error) {
 	for _, n := range names {
@@ -46,7 +59,7 @@ func (m *Manager) unitFiles(ctx context.Context, op unitFileOp, names []string, 
 			return nil, err
 		}
 	}
-	changes, err := op(m.loader, m.cfg.enableDir(), names)
+	changes, err := op(unit.NewInstaller(m.loader, m.cfg.Root), names...)
 	out := make([]apiserver.Change, 0, len(changes))
 	for _, c := range changes {
 		out = append(out, apiserver.Change{Type: c.Type, Path: c.Path, Source: c.Source})
@@ -69,22 +82,22 @@ func (m *Manager) unitFiles(ctx context.Context, op unitFileOp, names []string, 
 
 // Enable creates the [Install] symlinks.
 func (m *Manager) Enable(ctx context.Context, names []string, now bool) ([]apiserver.Change, error) {
-	return m.unitFiles(ctx, pendingOp, names, now, job.Start)
+	return m.unitFiles(ctx, (*unit.Installer).Enable, names, now, job.Start)
 }
 
 // Disable removes them.
 func (m *Manager) Disable(ctx context.Context, names []string, now bool) ([]apiserver.Change, error) {
-	return m.unitFiles(ctx, pendingOp, names, now, job.Stop)
+	return m.unitFiles(ctx, (*unit.Installer).Disable, names, now, job.Stop)
 }
 
 // Mask links units to /dev/null.
 func (m *Manager) Mask(ctx context.Context, names []string, now bool) ([]apiserver.Change, error) {
-	return m.unitFiles(ctx, pendingOp, names, now, job.Stop)
+	return m.unitFiles(ctx, (*unit.Installer).Mask, names, now, job.Stop)
 }
 
 // Unmask removes the /dev/null links.
 func (m *Manager) Unmask(ctx context.Context, names []string, now bool) ([]apiserver.Change, error) {
-	return m.unitFiles(ctx, pendingOp, names, now, job.Start)
+	return m.unitFiles(ctx, (*unit.Installer).Unmask, names, now, job.Start)
 }
 
 // IsEnabled reports the unit-file state.
@@ -92,7 +105,7 @@ func (m *Manager) IsEnabled(ctx context.Context, name string) (string, error) {
 	if err := checkName(name); err != nil {
 		return "", err
 	}
-	st, err := isEnabledPending(m.loader, name)
+	st, err := unit.NewInstaller(m.loader, m.cfg.Root).IsEnabled(name)
 	if err != nil {
 		return "", unitFileError(err)
 	}

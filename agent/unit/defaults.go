@@ -71,6 +71,15 @@ func (a *applier) finalize() error {
 		if s.RestartKillSignal == 0 {
 			s.RestartKillSignal = s.KillSignal
 		}
+		// systemd.exec(5): with StandardInput= a socket or tty, output
+		// defaults to the same place (so `cat` on an Accept=yes connection
+		// echoes to the peer).
+		if _, set := a.last["Service.StandardOutput"]; !set {
+			switch s.StandardInput {
+			case "socket", "tty", "tty-force", "tty-fail":
+				s.StandardOutput = Output{Kind: "inherit"}
+			}
+		}
 		if _, set := a.last["Service.NotifyAccess"]; !set && s.Type == Notify {
 			s.NotifyAccess = NotifyMain
 		}
