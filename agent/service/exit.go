@@ -235,6 +235,5 @@ func (s *Service) emit() {
 	if s.st == s.last {
 		return
 	}
-	s.pending = append(s.pending, change{s.last, s.st})
-	s.last = s.st
+	s.queue(s.last)
 }

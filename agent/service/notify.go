@@ -139,9 +139,14 @@ func (s *Service) Reload(ctx context.Context) error {
 			func() { s.reloadResult(Success) }, s.reloadResult)
 	}
 	s.inCall = false
+	seq := s.queued
 	s.unlock()
 	if a != nil {
 		err = a.wait(ctx)
+		seq = a.seq
+	}
+	if werr := s.waitDelivered(ctx, seq); err == nil {
+		err = werr
 	}
 	return err
 }
@@ -159,7 +164,7 @@ func (s *Service) reloadResult(f Result) {
 	a := s.reload
 	s.enterRunning(Success)
 	if a != nil && s.reload == a { // enterRunning did not pass through Running
-		a.finish(s.reloadFailed)
+		a.finish(s.queued, s.reloadFailed)
 		s.reload = nil
 	}
 }

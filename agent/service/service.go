@@ -67,7 +67,10 @@ type Deps struct {
 	Cgroup       string // the unit's cgroup relative to the cgroup base, e.g. "system.slice/foo.service"
 
 	// OnChange is called, in order and outside the service's lock, on every
-	// state change; the manager persists it before acknowledging.
+	// state change; the manager persists it before acknowledging. Start,
+	// Stop and Reload return only after OnChange returned for the change
+	// that ended them, so OnChange must not itself wait for one of those on
+	// the same service (queue follow-up jobs instead).
 	OnChange func(old, new Status)
 	// RequestRestart asks the manager for a restart job after RestartSec, as
 	// systemd does, instead of restarting behind the job engine's back.
@@ -117,14 +120,20 @@ type Service struct {
 
 	start, stop, reload *attempt
 
-	pending []change
-	last    Status   // last status queued for OnChange
-	post    []func() // run after unlock, in order (RequestRestart)
-	drainMu sync.Mutex
-	inCall  bool // inside the locked part of Start/Stop/Reload
+	pending   []change
+	queued    uint64        // seq of the last change queued
+	delivered uint64        // seq of the last change OnChange returned from
+	deliverCh chan struct{} // closed and replaced on every delivery
+	last      Status        // last status queued for OnChange
+	post      []func()      // run after unlock, in order (RequestRestart)
+	drainMu   sync.Mutex
+	inCall    bool // inside the locked part of Start/Stop/Reload
 }
 
-type change struct{ old, new Status }
+type change struct {
+	old, new Status
+	seq      uint64
+}
 
 // cmdRun is one Exec*= list being run, one command after the other.
 type cmdRun struct {
@@ -141,11 +150,12 @@ func (c *cmdRun) cur() unit.Command { return c.cmds[c.i] }
 type attempt struct {
 	done chan struct{}
 	err  error
+	seq  uint64 // the change that ended it; callers return once it is delivered
 }
 
 func newAttempt() *attempt { return &attempt{done: make(chan struct{})} }
 
-func (a *attempt) finish(err error) {
+func (a *attempt) finish(seq uint64, err error) {
 	if a == nil {
 		return
 	}
@@ -153,6 +163,7 @@ func (a *attempt) finish(err error) {
 	case <-a.done:
 	default:
 		a.err = err
+		a.seq = seq
 		close(a.done)
 	}
 }
@@ -175,7 +186,7 @@ func New(u *unit.Unit, d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	s := &Service{d: d, u: u, watches: map[int]chan struct{}{}, kill: syscall.Kill}
+	s := &Service{d: d, u: u, watches: map[int]chan struct{}{}, kill: syscall.Kill, deliverCh: make(chan struct{})}
 	s.log = d.Log.With("unit", u.Name)
 	s.st = Status{Name: u.Name, ActiveState: ActiveInactive, SubState: Dead, Result: Success, Cgroup: d.Cgroup, Since: d.Now()}
 	s.last = s.st
@@ -246,6 +257,11 @@ func (s *Service) drain() {
 			if s.d.OnChange != nil {
 				s.d.OnChange(c.old, c.new)
 			}
+			s.mu.Lock()
+			s.delivered = c.seq
+			close(s.deliverCh)
+			s.deliverCh = make(chan struct{})
+			s.mu.Unlock()
 		}
 		s.drainMu.Unlock()
 		s.mu.Lock()
@@ -253,6 +269,33 @@ func (s *Service) drain() {
 		s.mu.Unlock()
 		if n == 0 {
 			return
+		}
+	}
+}
+
+// queue records a change for OnChange.
+func (s *Service) queue(old Status) {
+	s.queued++
+	s.pending = append(s.pending, change{old, s.st, s.queued})
+	s.last = s.st
+}
+
+// waitDelivered returns once OnChange has returned for change seq, so that
+// Start/Stop/Reload are acknowledged only after the manager persisted what
+// they did. OnChange must not wait for a Start/Stop/Reload of this service.
+func (s *Service) waitDelivered(ctx context.Context, seq uint64) error {
+	for {
+		s.drain()
+		s.mu.Lock()
+		done, ch := s.delivered >= seq, s.deliverCh
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -278,31 +321,30 @@ func (s *Service) setState(n SubState) {
 	if !n.starting() && !n.stopping() && n != Reloading && n != Running && n != Exited {
 		s.cancelTimer()
 	}
-	s.pending = append(s.pending, change{old, s.st})
-	s.last = s.st
+	s.queue(old)
 	s.log.Debug("state", "from", old.SubState, "to", n, "result", s.st.Result)
 
 	switch n {
 	case Running, Exited:
 		s.startOK = true
-		s.start.finish(nil)
+		s.start.finish(s.queued, nil)
 		s.start = nil
 		if s.reload != nil && old.SubState == Reloading {
-			s.reload.finish(s.reloadFailed)
+			s.reload.finish(s.queued, s.reloadFailed)
 			s.reload = nil
 		}
 	case Dead, Failed, AutoRestart:
 		if s.start != nil {
 			if s.startOK {
-				s.start.finish(nil) // oneshot without RemainAfterExit
+				s.start.finish(s.queued, nil) // oneshot without RemainAfterExit
 			} else {
-				s.start.finish(s.startError())
+				s.start.finish(s.queued, s.startError())
 			}
 			s.start = nil
 		}
-		s.stop.finish(nil)
+		s.stop.finish(s.queued, nil)
 		s.stop = nil
-		s.reload.finish(errNotActive(s.u.Name))
+		s.reload.finish(s.queued, errNotActive(s.u.Name))
 		s.reload = nil
 	}
 }

@@ -29,9 +29,14 @@ func (s *Service) Start(ctx context.Context) error {
 	s.inCall = true
 	a, err := s.beginStart()
 	s.inCall = false
+	seq := s.queued
 	s.unlock()
 	if a != nil {
 		err = a.wait(ctx)
+		seq = a.seq
+	}
+	if werr := s.waitDelivered(ctx, seq); err == nil {
+		err = werr
 	}
 	return err
 }

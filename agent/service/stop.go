@@ -45,10 +45,15 @@ func (s *Service) Stop(ctx context.Context) error {
 		}
 	}
 	s.inCall = false
+	seq := s.queued
 	s.unlock()
 	var err error
 	if a != nil {
 		err = a.wait(ctx)
+		seq = a.seq
+	}
+	if werr := s.waitDelivered(ctx, seq); err == nil {
+		err = werr
 	}
 	return err
 }
