@@ -26,6 +26,7 @@ func (s *Service) Stop(ctx context.Context) error {
 		// let a following Start count as a restart (restartPending).
 		s.forbidRestart = true
 		s.cancelTimer()
+		s.cleanup(false) // RuntimeDirectoryPreserve=restart kept it for a restart
 		s.setState(Dead)
 	case st.stopping():
 		s.forbidRestart = true
