@@ -203,3 +203,6 @@ func (m *Manager) Exit() {
 
 // errStopping is returned while the manager shuts down.
 var errStopping = errors.New("manager is shutting down")
+
+// DB is the state database, shared with the CRI server for its ID maps.
+func (m *Manager) DB() *state.DB { return m.db }

@@ -423,6 +423,9 @@ ExecStart=/bin/sleep 1000
 	n.must("start", "long.service")
 	main := n.prop("long.service", "MainPID")
 	agent := agentPID(t, n)
+	if agent <= 0 {
+		t.Fatal("no corral-agent child of the supervisor")
+	}
 	syscall.Kill(agent, syscall.SIGKILL)
 	n.eventually("a new core answers", func() error {
 		if p := agentPID(t, n); p == agent || p == 0 {
@@ -437,16 +440,25 @@ ExecStart=/bin/sleep 1000
 	}
 }
 
-// agentPID finds the supervisor's corral-agent child.
+// agentPID finds the supervisor's corral-agent child (0 if none yet).
 func agentPID(t *testing.T, n *node) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.cmd.Process.Pid, n.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, f := range strings.Fields(string(b)) {
-		pid, _ := strconv.Atoi(f)
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if strings.HasSuffix(exe, "/corral-agent") {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) < 2 || f[1] != strconv.Itoa(n.cmd.Process.Pid) {
+			continue
+		}
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); strings.HasSuffix(exe, "/corral-agent") {
 			return pid
 		}
 	}
