@@ -71,6 +71,13 @@ func (a *applier) finalize() error {
 		if s.RestartKillSignal == 0 {
 			s.RestartKillSignal = s.KillSignal
 		}
+		// systemd.service(5): a oneshot has no start timeout unless one
+		// is set (it may legitimately run for long).
+		_, setStart := a.last["Service.TimeoutStartSec"]
+		_, setBoth := a.last["Service.TimeoutSec"]
+		if s.Type == Oneshot && !setStart && !setBoth {
+			s.TimeoutStartSec = 0
+		}
 		// systemd.exec(5): with StandardInput= a socket or tty, output
 		// defaults to the same place (so `cat` on an Accept=yes connection
 		// echoes to the peer).

@@ -415,3 +415,32 @@ func TestParseStringTransient(t *testing.T) {
 		t.Errorf("empty transient: %s", bad.LoadState)
 	}
 }
+
+// Defaults that depend on other settings, as systemd.service(5) and
+// systemd.exec(5) describe them.
+func TestDerivedDefaults(t *testing.T) {
+	l := NewLoader(t.TempDir())
+	cases := []struct {
+		name, text   string
+		startTimeout time.Duration
+		stdout       string
+	}{
+		{"a.service", "[Service]\nExecStart=/bin/true\n", 90 * time.Second, "journal"},
+		{"b.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n", 0, "journal"},
+		{"c.service", "[Service]\nType=oneshot\nTimeoutStartSec=5\nExecStart=/bin/true\n", 5 * time.Second, "journal"},
+		{"d.service", "[Service]\nExecStart=/bin/cat\nStandardInput=socket\n", 90 * time.Second, "inherit"},
+		{"e.service", "[Service]\nExecStart=/bin/cat\nStandardInput=socket\nStandardOutput=null\n", 90 * time.Second, "null"},
+	}
+	for _, c := range cases {
+		u := l.ParseString(c.name, c.text)
+		if u.LoadState != LoadLoaded {
+			t.Fatalf("%s: %s %s", c.name, u.LoadState, u.LoadError)
+		}
+		if got := u.Service.TimeoutStartSec; got != c.startTimeout {
+			t.Errorf("%s: TimeoutStartSec=%v, want %v", c.name, got, c.startTimeout)
+		}
+		if got := u.Service.StandardOutput.Kind; got != c.stdout {
+			t.Errorf("%s: StandardOutput=%q, want %q", c.name, got, c.stdout)
+		}
+	}
+}
