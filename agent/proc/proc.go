@@ -44,6 +44,12 @@ type Spec struct {
 	SetListenPID        bool // child sets LISTEN_PID=<its pid>
 	Setsid              bool // default true for services
 	NoNewPrivileges     bool
+	// Namespaces maps a namespace type ("net", "ipc", "uts", "mnt", "pid",
+	// "cgroup") to a file of that namespace (e.g. /proc/PID/ns/net) that the
+	// child joins with setns(2) before it drops privileges, so that CRI
+	// containers share their pod's namespaces. "pid" only applies to the
+	// program's children, as setns(2) defines it.
+	Namespaces map[string]string
 }
 
 // wire is the Spec as the trampoline receives it: files are already in
@@ -64,6 +70,7 @@ type wire struct {
 	SetListenPID    bool
 	Setsid          bool
 	NoNewPrivileges bool
+	Namespaces      map[string]string
 	ErrFD           int
 }
 
@@ -109,6 +116,7 @@ func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
 		OOMScoreAdj: spec.OOMScoreAdj, Rlimits: spec.Rlimits,
 		CgroupProcs: spec.CgroupProcs, SetListenPID: spec.SetListenPID,
 		Setsid: spec.Setsid, NoNewPrivileges: spec.NoNewPrivileges,
+		Namespaces: spec.Namespaces,
 	}
 	if len(w.Argv) == 0 {
 		w.Argv = []string{spec.Path}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -86,6 +87,9 @@ func (w *wire) run() (int, error) {
 		if err := os.WriteFile(f, []byte(strconv.Itoa(pid)), 0); err != nil {
 			return ExitCgroup, fmt.Errorf("cgroup: %w", err)
 		}
+	}
+	if err := joinNamespaces(w.Namespaces); err != nil {
+		return ExitNamespace, err
 	}
 	if w.Setsid {
 		if _, err := unix.Setsid(); err != nil {
@@ -297,4 +301,50 @@ func rlimitName(r int) string {
 		return n
 	}
 	return "resource " + strconv.Itoa(r)
+}
+
+// nsType is a namespace a spec may join, by its name in /proc/PID/ns.
+type nsType struct {
+	name string
+	flag int
+}
+
+// nsOrder is the order namespaces are joined in: the mount namespace last,
+// so that the other paths are still resolved in ours.
+var nsOrder = []nsType{
+	{"cgroup", unix.CLONE_NEWCGROUP}, {"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS},
+	{"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"mnt", unix.CLONE_NEWNS},
+}
+
+// joinNamespaces enters each namespace of ns with setns(2) on this (locked)
+// thread, which is the one that execs, so the program starts inside them.
+// Joining a mount namespace needs a thread that does not share its
+// filesystem attributes, hence unshare(CLONE_FS) first.
+func joinNamespaces(ns map[string]string) error {
+	for k := range ns {
+		if !slices.ContainsFunc(nsOrder, func(o nsType) bool { return o.name == k }) {
+			return fmt.Errorf("namespace %s: unknown type", k)
+		}
+	}
+	for _, o := range nsOrder {
+		path, ok := ns[o.name]
+		if !ok {
+			continue
+		}
+		if o.flag == unix.CLONE_NEWNS {
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return fmt.Errorf("namespace mnt %s: unshare CLONE_FS: %w", path, err)
+			}
+		}
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("namespace %s %s: %w", o.name, path, err)
+		}
+		err = unix.Setns(fd, o.flag)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("namespace %s %s: setns: %w", o.name, path, err)
+		}
+	}
+	return nil
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"corral.io/corral/agent/proc"
 	"corral.io/corral/agent/unit"
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestForkingPIDFile(t *testing.T) {
@@ -241,4 +244,28 @@ func TestReloadErrors(t *testing.T) {
 	if st := f.s.Status(); st.SubState != Running {
 		t.Fatalf("after a failed reload: %s, want running", st.SubState)
 	}
+}
+
+func TestAdjustChangesEverySpawnedSpec(t *testing.T) {
+	u := newUnit(func(s *unit.Service) {
+		s.ExecStartPre = []unit.Command{cmd("true")}
+	})
+	var kinds []string
+	f := newFixture(t, u)
+	f.s.d.Adjust = func(sp *proc.Spec, kind string, main bool) {
+		kinds = append(kinds, kind+"/"+strconv.FormatBool(main))
+		sp.Namespaces = map[string]string{"net": "/proc/1/ns/net"}
+	}
+	if err := f.start(t); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if diff := cmp.Diff([]string{"ExecStartPre/false", "ExecStart/true"}, kinds); diff != "" {
+		t.Errorf("Adjust calls (-want +got):\n%s", diff)
+	}
+	for i := 0; i < 2; i++ {
+		if got := f.w.spec(i).Namespaces["net"]; got != "/proc/1/ns/net" {
+			t.Errorf("spec %d: Namespaces[net] = %q, want the adjusted value", i, got)
+		}
+	}
+	f.stop(t)
 }

@@ -80,6 +80,11 @@ type Deps struct {
 	SocketFiles func() ([]*os.File, []string)
 	// Conn is the connection of an Accept=yes instance.
 	Conn *os.File
+	// Adjust, if set, changes the spec of every process the service
+	// spawns, after Corral filled it in. Transient units use it for what no
+	// unit directive expresses: CRI containers join their pod's namespaces
+	// and keep a stdin pipe for attach.
+	Adjust func(sp *proc.Spec, kind string, main bool)
 
 	// Now and users are seams for tests.
 	Now func() time.Time

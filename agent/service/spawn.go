@@ -107,6 +107,9 @@ func (s *Service) spec(cmd unit.Command, kind string, main bool) (*proc.Spec, []
 		}
 		return nil, nil, err
 	}
+	if s.d.Adjust != nil {
+		s.d.Adjust(sp, kind, main)
+	}
 	return sp, files, nil
 }
 
