@@ -20,8 +20,9 @@ Unit dir:     deploy/examples (see deploy/examples/README.md)
 API socket:   $sock
 Try, in another shell:
   bin/corralctl --root $root list-units
-  bin/corralctl --root $root start examples.target
   bin/corralctl --root $root status hello.service
 Stop with ^C (orderly shutdown of every unit).
 MSG
-exec bin/corral init --root "$root" --unit-dir deploy/examples "$@"
+# Not PID 1: start the examples, not the host's default.target (which on a
+# Debian machine would pull in its own services, gettys included).
+exec bin/corral init --root "$root" --unit-dir deploy/examples --default-target examples.target "$@"

@@ -29,6 +29,7 @@ type Config struct {
 	UnitDirs   []string // --unit-dir of the core, in order
 	CgroupRoot string   // --cgroup-root of the core, "" = core default
 	LogLevel   string   // --log-level of the core, "" = core default
+	Target     string   // --default-target of the core, "" = core default
 
 	Agent  string // path of the corral-agent binary
 	Helper string // path of the corral binary, passed as --helper (the exec trampoline)
@@ -51,6 +52,9 @@ func (c Config) AgentArgs() []string {
 	}
 	if c.CgroupRoot != "" {
 		a = append(a, "--cgroup-root", c.CgroupRoot)
+	}
+	if c.Target != "" {
+		a = append(a, "--default-target", c.Target)
 	}
 	if c.LogLevel != "" {
 		a = append(a, "--log-level", c.LogLevel)

@@ -64,7 +64,7 @@ func run(args []string) (code int) {
 func usage() {
 	os.Stderr.WriteString(`usage:
   corral init --root DIR [--unit-dir DIR]... [--agent PATH] [--cgroup-root NAME]
-              [--log-level LEVEL] [--stop-timeout DURATION]
+              [--log-level LEVEL] [--stop-timeout DURATION] [--default-target UNIT]
   corral agent ARGS...      exec corral-agent (next to this binary) with ARGS
 `)
 }
@@ -95,6 +95,7 @@ func initCmd(args []string) int {
 	fs.StringVar(&cfg.Agent, "agent", "", "path of corral-agent (default: next to this binary)")
 	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup name prefix for everything Corral creates")
 	fs.StringVar(&cfg.LogLevel, "log-level", "", "log level: debug, info, warn, error")
+	fs.StringVar(&cfg.Target, "default-target", "", "unit the core starts first (core default: default.target)")
 	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", sysinit.DefaultStopTimeout, "how long the agent may take to stop on shutdown")
 	if err := fs.Parse(args); err != nil {
 		return 2
