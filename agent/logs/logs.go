@@ -65,6 +65,7 @@ type unitLog struct {
 	buf    []byte
 	subs   map[*follower]struct{}
 	closed bool
+	mirror Mirror // copy of the pipes' lines (CRI container log); nil for none
 }
 
 // Open opens (creating it if needed) the store rooted at dir.
@@ -123,6 +124,12 @@ func (s *Store) Append(unit string, stream Stream, msg string) error {
 }
 
 func (s *Store) append(u *unitLog, stream Stream, msg []byte) error {
+	return s.appendLine(u, stream, msg, false, false)
+}
+
+// appendLine records msg; a line read from a pipe (fromPipe) also goes to
+// the unit's mirror, with partial set when it is a piece of a longer line.
+func (s *Store) appendLine(u *unitLog, stream Stream, msg []byte, fromPipe, partial bool) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed {
@@ -142,6 +149,9 @@ func (s *Store) append(u *unitLog, stream Stream, msg []byte) error {
 		now = u.last.Add(time.Nanosecond)
 	}
 	u.last = now
+	if fromPipe && u.mirror != nil {
+		u.mirror.Line(now, stream, msg, partial)
+	}
 	u.buf = appendRecord(u.buf[:0], now, stream, msg)
 	if u.size > 0 && u.size+int64(len(u.buf)) > s.opt.MaxFileSize {
 		if err := u.rotate(s.opt.MaxFiles); err != nil {

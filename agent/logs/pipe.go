@@ -74,14 +74,16 @@ func (s *Store) drain(u *unitLog, stream Stream, r *os.File) {
 		if err == nil {
 			line = line[:len(line)-1]
 			if split && len(line) == 0 {
-				// The newline ending a line that was exactly maxLine long.
+				// The newline ending a line that was exactly maxLine long:
+				// the mirror still needs the end of that line.
 				split = false
+				u.mirrorEnd(stream)
 				continue
 			}
 		}
 		split = errors.Is(err, bufio.ErrBufferFull)
 		if len(line) > 0 || err == nil {
-			if aerr := s.append(u, stream, line); aerr != nil && !reported && !errors.Is(aerr, ErrClosed) {
+			if aerr := s.appendLine(u, stream, line, true, split); aerr != nil && !reported && !errors.Is(aerr, ErrClosed) {
 				// Once per pipe: a full disk would otherwise log every line.
 				s.log.Error("writing unit output to the log store", "unit", u.name, "stream", stream, "err", aerr)
 				reported = true
