@@ -1,3 +1,12 @@
+// Changes for backend authors (CRI server engineer):
+//   - StreamingRuntime: a backend that serves exec/attach/port-forward
+//     through Corral's own streaming server returns a streaming.Runtime of
+//     k8s.io/cri-streaming; the server calls it with backend IDs. Streamer
+//     stays for backends with a streaming server of their own (containerd).
+//   - NetworkReadier: optional; its answer becomes the CRI NetworkReady
+//     condition (otherwise: any CNI config in the configured conf dir).
+//   - Errors: context.DeadlineExceeded/Canceled map to their codes too.
+
 // Package runtimes defines the one small interface every instance backend
 // (native host services, containerd, iSulad, QEMU microVMs) implements, so
 // that the CRI server routes a pod to a backend and never knows which kind
@@ -29,15 +38,16 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 )
 
 // Errors a backend wraps (with %w) so that the CRI edge picks the gRPC code.
 var (
-	ErrNotFound    = errors.New("not found")          // NotFound
-	ErrInvalid     = errors.New("invalid argument")   // InvalidArgument
-	ErrExists      = errors.New("already exists")     // AlreadyExists
-	ErrUnavailable = errors.New("backend unavailable") // Unavailable
-	ErrUnsupported = errors.New("not supported")      // Unimplemented
+	ErrNotFound     = errors.New("not found")           // NotFound
+	ErrInvalid      = errors.New("invalid argument")    // InvalidArgument
+	ErrExists       = errors.New("already exists")      // AlreadyExists
+	ErrUnavailable  = errors.New("backend unavailable") // Unavailable
+	ErrUnsupported  = errors.New("not supported")       // Unimplemented
 	ErrPrecondition = errors.New("failed precondition") // FailedPrecondition
 )
 
@@ -76,6 +86,22 @@ type Streamer interface {
 	Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error)
 	Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error)
 	PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error)
+}
+
+// StreamingRuntime lets Corral's streaming server (k8s.io/cri-streaming,
+// SPDY and WebSocket) serve Exec, Attach and PortForward for the backend, so
+// that native and qemu need no protocol code. The returned Runtime receives
+// backend container and sandbox IDs. Backends implement either this or
+// Streamer; when both, Streamer wins.
+type StreamingRuntime interface {
+	StreamingRuntime() streaming.Runtime
+}
+
+// NetworkReadier reports whether pod networking works for the backend
+// (e.g. CNI is configured); without it the CRI server looks for a CNI
+// configuration file.
+type NetworkReadier interface {
+	NetworkReady(ctx context.Context) (ok bool, reason, message string)
 }
 
 // Stats reports resource usage from cgroups (or the backend's own stats).
