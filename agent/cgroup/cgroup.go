@@ -58,9 +58,9 @@ func New(base string) (Manager, error) {
 	}
 	switch {
 	case len(v1) > 0:
-		return NewV1(v1, base), nil
+		return bounded(NewV1(v1, base)), nil
 	case v2 != "":
-		return NewV2(v2, base), nil
+		return bounded(NewV2(v2, base)), nil
 	}
 	return nil, errors.New("cgroup: no cgroup filesystem mounted")
 }

@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"corral.io/corral/agent/cgroup"
@@ -70,6 +72,8 @@ type Manager struct {
 	aliases map[string]string // alias → canonical name
 	gen     uint64            // bumped by daemon-reload
 	state   string            // "starting", "running", "stopping"
+
+	changes atomic.Uint64 // state changes, for trimWhenIdle
 }
 
 // New opens everything the manager needs under cfg.Root. Nothing is started
@@ -144,7 +148,8 @@ func (m *Manager) Run(ctx context.Context, target string) error {
 	var wg sync.WaitGroup
 	bg := context.WithoutCancel(ctx) // the machinery outlives ctx until units are stopped
 	bg, stopBG := context.WithCancel(bg)
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); m.trimWhenIdle(bg) }()
 	go func() { defer wg.Done(); m.reaper.Run(bg) }()
 	go func() { defer wg.Done(); m.notify.Run(bg, m.routeNotify) }()
 	go func() { defer wg.Done(); m.engine.Run(bg) }()
@@ -191,6 +196,27 @@ func (m *Manager) stopAll(ctx context.Context) {
 	}
 	for _, j := range jobs {
 		m.engine.Wait(ctx, j)
+	}
+}
+
+// trimWhenIdle hands memory back to the kernel once a burst of work (boot,
+// starting a target of hundreds of units, daemon-reload) is over. The Go
+// heap keeps freed pages for a while; an idle agent should not carry its
+// peak forever.
+func (m *Manager) trimWhenIdle(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	var seen uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := m.changes.Load(); n != seen && len(m.engine.Jobs()) == 0 {
+			seen = n
+			debug.FreeOSMemory()
+		}
 	}
 }
 

@@ -153,6 +153,7 @@ func (m *Manager) serviceDeps(e *entry) service.Deps {
 // serviceChanged persists a service's new state before anything else sees
 // it, then lets the engine and triggering sockets react.
 func (m *Manager) serviceChanged(name string, old, st service.Status) {
+	m.changes.Add(1)
 	rec := state.UnitRecord{
 		Name: name, ActiveState: st.ActiveState, SubState: string(st.SubState), Result: string(st.Result),
 		MainPID: st.MainPID, MainPIDStart: st.MainPIDStart, ControlPID: st.ControlPID, ControlPIDStart: st.ControlPIDStart,
@@ -186,6 +187,7 @@ func (m *Manager) serviceChanged(name string, old, st service.Status) {
 // persistSimple records the state of a unit without its own state machine
 // callbacks (targets, slices, sockets).
 func (m *Manager) persistSimple(e *entry) {
+	m.changes.Add(1)
 	u := e.unit()
 	st := e.activeState()
 	rec := state.UnitRecord{Name: u.Name, ActiveState: st, SubState: m.subState(e), StateChange: time.Now()}

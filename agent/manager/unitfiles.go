@@ -36,6 +36,7 @@ func (m *Manager) DaemonReload(ctx context.Context) error {
 	}
 	m.linkLocked()
 	m.gen++
+	m.changes.Add(1)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -79,6 +80,20 @@ type Spawner struct {
 	// Helper is a binary whose main() calls MaybeTrampoline first;
 	// "" means /proc/self/exe.
 	Helper string
+
+	// forks bounds concurrent fork+exec calls. A thread blocked in
+	// vfork makes the Go runtime start another thread, and threads never
+	// go away: 500 services started at once would leave the agent with
+	// hundreds of idle threads (and their stacks) for the rest of its life.
+	// More than one fork per CPU gains nothing anyway.
+	forksOnce sync.Once
+	forks     chan struct{}
+}
+
+func (s *Spawner) forkSlot() func() {
+	s.forksOnce.Do(func() { s.forks = make(chan struct{}, runtime.GOMAXPROCS(0)) })
+	s.forks <- struct{}{}
+	return func() { <-s.forks }
 }
 
 // Error is a set-up step of the child that failed. The child has exited (or
@@ -164,10 +179,12 @@ func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
 		pw.Close()
 		return 0, fmt.Errorf("spawn %s: %w", spec.Path, err)
 	}
+	release := s.forkSlot()
 	pid, err = syscall.ForkExec(helper, []string{"corral-exec"}, &syscall.ProcAttr{
 		Env:   []string{envKey + "=" + string(js)},
 		Files: files,
 	})
+	release()
 	pw.Close()
 	runtime.KeepAlive(spec) // its files must stay open until the fork duplicated them
 	if err != nil {
