@@ -53,7 +53,7 @@ start_corral "$root" "$units"
 t0=$(date +%s%N)
 bin/corralctl --root "$root" start bench.target
 t1=$(date +%s%N)
-active=$(bin/corralctl --root "$root" list-units --type service --state active | grep -c '^s[0-9]*\.service' || true)
+active=$(bin/corralctl --root "$root" list-units --type service --state active | grep -cE '^[[:space:]]*s[0-9]+[.]service' || true)
 corral_ms=$(ms "$t0" "$t1")
 echo "corral: $N services active=$active in ${corral_ms} ms"
 stop_corral
