@@ -12,8 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"corral.io/corral/agent/unit"
 )
 
 // envKey carries the serialized spec to the trampoline. The environment is
@@ -37,7 +35,7 @@ type Spec struct {
 	Umask               *uint32
 	Nice                *int
 	OOMScoreAdj         *int // clamped to what we may set, never fatal for lack of privilege
-	Rlimits             []unit.Rlimit
+	Rlimits             []Rlimit
 	CgroupProcs         []string // cgroup.procs files the child writes its own PID into before exec
 	Stdin, Stdout       *os.File // nil = /dev/null
 	Stderr              *os.File // nil = /dev/null
@@ -66,13 +64,21 @@ type wire struct {
 	Umask           *uint32
 	Nice            *int
 	OOMScoreAdj     *int
-	Rlimits         []unit.Rlimit
+	Rlimits         []Rlimit
 	CgroupProcs     []string
 	SetListenPID    bool
 	Setsid          bool
 	NoNewPrivileges bool
 	Namespaces      map[string]string
 	ErrFD           int
+}
+
+// Rlimit is one resource limit (unix.RLIMIT_*). It mirrors unit.Rlimit
+// rather than importing it: proc is linked into the tiny `corral` binary,
+// and the unit parser's tables would cost it half a MiB at every start.
+type Rlimit struct {
+	Resource int
+	Cur, Max uint64
 }
 
 // Spawner starts processes through a trampoline binary.

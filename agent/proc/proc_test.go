@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"corral.io/corral/agent/unit"
 )
 
 func TestMain(m *testing.M) {
@@ -85,7 +83,7 @@ func TestSpawnEnvironment(t *testing.T) {
 		{"umask", `umask`, func(s *Spec) { s.Umask = ptr(uint32(0o027)) }, "0027\n"},
 		{"nice", `cut -d' ' -f19 /proc/self/stat`, func(s *Spec) { s.Nice = ptr(7) }, "7\n"},
 		{"rlimit", `ulimit -n; ulimit -H -n`, func(s *Spec) {
-			s.Rlimits = []unit.Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 123, Max: 456}}
+			s.Rlimits = []Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 123, Max: 456}}
 		}, "123\n456\n"},
 		{"oom raise", `cat /proc/self/oom_score_adj`, func(s *Spec) { s.OOMScoreAdj = ptr(cur + 100) }, strconv.Itoa(cur+100) + "\n"},
 		// We lack CAP_SYS_RESOURCE: lowering is clamped, never fatal.
@@ -147,7 +145,7 @@ func TestSpawnFailures(t *testing.T) {
 		{"supplementary group", func(s *Spec) { s.SupplementaryGroups = []string{"no-such-group-xyz"} }, ExitGroup, `supplementary group "no-such-group-xyz"`},
 		{"cgroup", func(s *Spec) { s.CgroupProcs = []string{"/nonexistent/cgroup.procs"} }, ExitCgroup, "cgroup: open /nonexistent/cgroup.procs"},
 		{"rlimit", func(s *Spec) {
-			s.Rlimits = []unit.Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 10, Max: 5}}
+			s.Rlimits = []Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 10, Max: 5}}
 		}, ExitLimits, "setrlimit RLIMIT_NOFILE: invalid argument"},
 		{"chdir after setuid", func(s *Spec) { s.User = "nobody"; s.Dir = "/root" }, ExitChdir, "chdir /root: permission denied"},
 	}

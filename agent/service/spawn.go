@@ -80,7 +80,7 @@ func (s *Service) spec(cmd unit.Command, kind string, main bool) (*proc.Spec, []
 		Umask:               svc.UMask,
 		Nice:                svc.Nice,
 		OOMScoreAdj:         svc.OOMScoreAdjust,
-		Rlimits:             svc.Limits,
+		Rlimits:             rlimits(svc.Limits),
 		ExtraFiles:          extra,
 		SetListenPID:        len(extra) > 0,
 		Setsid:              true,
@@ -214,4 +214,13 @@ func procName(pid int) string {
 		return "?"
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// rlimits converts the unit's Limit*= settings for proc.
+func rlimits(ls []unit.Rlimit) []proc.Rlimit {
+	out := make([]proc.Rlimit, len(ls))
+	for i, l := range ls {
+		out[i] = proc.Rlimit(l)
+	}
+	return out
 }
