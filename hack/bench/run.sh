@@ -78,7 +78,7 @@ for i in $(seq 200); do
 done
 start_corral "$root" "$units"
 bin/corralctl --root "$root" start rss.target
-sleep 2
+sleep 7 # past the agent's idle memory trim (every 5 s)
 agent=$(pgrep -P "$sup" -f corral-agent | head -1)
 rss() { awk '/^VmRSS/ { printf "%.1f MiB\n", $2 / 1024 }' "/proc/$1/status"; }
 echo "corral-agent (200 units loaded and active): $(rss "$agent")"
