@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -186,4 +185,3 @@ func isCorralID(id string) bool {
 	return true
 }
 
-var _ = net.Dial
