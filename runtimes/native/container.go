@@ -1,0 +1,578 @@
+package native
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"corral.io/corral/agent/logs"
+	"corral.io/corral/agent/manager"
+	"corral.io/corral/agent/proc"
+	"corral.io/corral/agent/service"
+	"corral.io/corral/agent/unit"
+	"corral.io/corral/runtimes"
+)
+
+// ctrRecord is what the state DB keeps of a container.
+type ctrRecord struct {
+	Version    int
+	ID         string
+	PodID      string
+	Unit       string // the transient service unit
+	Cgroup     string // relative to the cgroup root
+	LogPath    string // absolute; "" when kubelet gave no log directory
+	Config     []byte // runtimeapi.ContainerConfig, protobuf
+	State      runtimeapi.ContainerState
+	CreatedAt  int64
+	StartedAt  int64
+	FinishedAt int64
+	ExitCode   int32
+	Reason     string
+	Message    string
+	OOMBefore  uint64 // the pod cgroup's OOM kill count when the container started
+}
+
+// container is a container in memory.
+type container struct {
+	rec    ctrRecord
+	cfg    *runtimeapi.ContainerConfig
+	log    *logs.CRIFile
+	stdinR *os.File // the main process's stdin (read end) until it is spawned
+	stdinW *os.File // kept for attach
+}
+
+func (b *Backend) putContainer(c *container) error {
+	c.rec.Version = 1
+	if err := b.db.Put(bucketContainers, c.rec.ID, c.rec); err != nil {
+		return fmt.Errorf("container %s: %w", c.rec.ID, err)
+	}
+	return nil
+}
+
+func (b *Backend) getContainer(id string) (*container, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.containerLocked(id)
+}
+
+func (b *Backend) containerLocked(id string) (*container, error) {
+	c := b.containers[id]
+	if c == nil {
+		return nil, notFound("container", id)
+	}
+	if c.cfg == nil {
+		c.cfg = &runtimeapi.ContainerConfig{}
+		if err := proto.Unmarshal(c.rec.Config, c.cfg); err != nil {
+			return nil, fmt.Errorf("container %s: config record: %w", id, err)
+		}
+	}
+	return c, nil
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+// unitName makes a readable, valid, unique unit name for a container:
+// cri-<pod>-<container>-<id12>.service.
+func unitName(id string, pod, ctr string) string {
+	short := func(s string) string {
+		s = unsafeChars.ReplaceAllString(s, "_")
+		if len(s) > 40 {
+			s = s[:40]
+		}
+		return s
+	}
+	idp := id
+	if len(idp) > 12 {
+		idp = idp[:12]
+	}
+	return "cri-" + short(pod) + "-" + short(ctr) + "-" + short(idp) + ".service"
+}
+
+// logPath joins kubelet's log directory and the container's log path,
+// refusing a path that leaves the directory.
+func logPath(dir, rel string) (string, error) {
+	if dir == "" || rel == "" {
+		return "", nil
+	}
+	if filepath.IsAbs(rel) {
+		return "", invalid("log_path %q must be relative to the pod's log directory", rel)
+	}
+	p := filepath.Join(dir, rel)
+	if !strings.HasPrefix(p, filepath.Clean(dir)+string(filepath.Separator)) {
+		return "", invalid("log_path %q leaves the pod's log directory %s", rel, dir)
+	}
+	return p, nil
+}
+
+// resources maps CRI resources onto the unit model's.
+func resources(r *runtimeapi.LinuxContainerResources) unit.Resources {
+	var out unit.Resources
+	if r == nil {
+		return out
+	}
+	if r.CpuPeriod > 0 {
+		out.CPUQuotaPeriod = time.Duration(r.CpuPeriod) * time.Microsecond
+	}
+	if r.CpuQuota > 0 {
+		period := out.CPUQuotaPeriod
+		if period == 0 {
+			period = 100 * time.Millisecond
+		}
+		out.CPUQuotaPerSec = time.Duration(float64(time.Duration(r.CpuQuota)*time.Microsecond) / period.Seconds())
+	}
+	if r.CpuShares > 0 {
+		out.CPUShares = uint64(r.CpuShares)
+	}
+	if r.MemoryLimitInBytes > 0 {
+		out.MemoryMax = uint64(r.MemoryLimitInBytes)
+	}
+	out.AllowedCPUs = r.CpusetCpus
+	out.AllowedMemoryNodes = r.CpusetMems
+	return out
+}
+
+// CreateContainer registers the container as an inactive transient service
+// in the pod's cgroup; nothing runs until StartContainer.
+func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *runtimeapi.ContainerConfig, podCfg *runtimeapi.PodSandboxConfig) (string, error) {
+	p, err := b.getPod(podID)
+	if err != nil {
+		return "", err
+	}
+	if p.rec.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		return "", fmt.Errorf("%w: pod sandbox %s is not ready", runtimes.ErrPrecondition, podID)
+	}
+	if err := checkImage(cfg.GetImage().GetImage()); err != nil {
+		return "", err
+	}
+	argv := append(append([]string{}, cfg.GetCommand()...), cfg.GetArgs()...)
+	if len(argv) == 0 || argv[0] == "" {
+		return "", invalid("container %q: a command is required (the host image has no entrypoint)", cfg.GetMetadata().GetName())
+	}
+	if podCfg == nil {
+		podCfg = p.cfg
+	}
+	lp, err := logPath(podCfg.GetLogDirectory(), cfg.GetLogPath())
+	if err != nil {
+		return "", err
+	}
+	if err := b.checkMounts(p, cfg.GetMounts()); err != nil {
+		return "", err
+	}
+	b.mu.Lock()
+	_, dup := b.containers[id]
+	b.mu.Unlock()
+	if dup {
+		return "", fmt.Errorf("container %s: %w", id, runtimes.ErrExists)
+	}
+	raw, err := proto.Marshal(cfg)
+	if err != nil {
+		return "", fmt.Errorf("container %s: %w", id, err)
+	}
+	name := unitName(id, podCfg.GetMetadata().GetName(), cfg.GetMetadata().GetName())
+	c := &container{cfg: cfg, rec: ctrRecord{
+		ID: id, PodID: podID, Unit: name, Cgroup: p.rec.Cgroup + "/" + id, LogPath: lp, Config: raw,
+		State: runtimeapi.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now().UnixNano(),
+	}}
+	u, err := b.buildUnit(name, p, cfg, argv)
+	if err != nil {
+		return "", err
+	}
+	if err := b.mount(ctx, p, cfg.GetMounts()); err != nil {
+		return "", err
+	}
+	opts := manager.TransientOptions{
+		Cgroups: b.cg, Cgroup: c.rec.Cgroup,
+		Adjust:   b.adjust(c, p),
+		OnChange: func(_, st service.Status) { b.unitChanged(id, st) },
+	}
+	if lp != "" {
+		if c.log, err = logs.OpenCRIFile(lp); err != nil {
+			return "", invalid("container %s: %v", id, err)
+		}
+		opts.LogMirror = c.log
+	}
+	if err := b.units.AddTransient(u, opts); err != nil {
+		if c.log != nil {
+			c.log.Close()
+		}
+		return "", fmt.Errorf("container %s: %w", id, err)
+	}
+	b.mu.Lock()
+	b.containers[id] = c
+	err = b.putContainer(c)
+	b.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	b.emit(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
+	return id, nil
+}
+
+// buildUnit is the transient service of a container: Type=exec, so that a
+// command that cannot be executed fails the start.
+func (b *Backend) buildUnit(name string, p *pod, cfg *runtimeapi.ContainerConfig, argv []string) (*unit.Unit, error) {
+	md := p.cfg.GetMetadata()
+	desc := unsafeChars.ReplaceAllString(md.GetNamespace()+"/"+md.GetName()+"/"+cfg.GetMetadata().GetName(), "_")
+	u := b.units.ParseTransient(name, "[Unit]\nDescription=CRI container "+desc+"\nDefaultDependencies=no\n[Service]\nType=exec\nExecStart=/bin/true\nKillMode=control-group\n")
+	if u.LoadState != unit.LoadLoaded {
+		return nil, fmt.Errorf("container unit %s: %s", name, u.LoadError)
+	}
+	s := u.Service
+	s.ExecStart = []unit.Command{{Path: argv[0], Args: argv, Flags: unit.NoEnvExpand}}
+	for _, kv := range cfg.GetEnvs() {
+		s.Environment = append(s.Environment, kv.GetKey()+"="+string(kv.GetValue()))
+	}
+	s.WorkingDirectory = cfg.GetWorkingDir()
+	sc := cfg.GetLinux().GetSecurityContext()
+	if u := sc.GetRunAsUser(); u != nil {
+		s.User = strconv.FormatInt(u.GetValue(), 10)
+	} else if n := sc.GetRunAsUsername(); n != "" {
+		s.User = n
+	}
+	if g := sc.GetRunAsGroup(); g != nil {
+		s.Group = strconv.FormatInt(g.GetValue(), 10)
+	}
+	for _, g := range sc.GetSupplementalGroups() {
+		s.SupplementaryGroups = append(s.SupplementaryGroups, strconv.FormatInt(g, 10))
+	}
+	s.NoNewPrivileges = sc.GetNoNewPrivs()
+	if r := cfg.GetLinux().GetResources(); r != nil {
+		if r.OomScoreAdj != 0 {
+			adj := int(r.OomScoreAdj)
+			s.OOMScoreAdjust = &adj // clamped by the spawner (DESIGN §8)
+		}
+		s.Resources = resources(r)
+	}
+	return u, nil
+}
+
+// adjust joins the pod's namespaces and hands the main process its stdin.
+func (b *Backend) adjust(c *container, p *pod) func(sp *proc.Spec, kind string, main bool) {
+	return func(sp *proc.Spec, kind string, main bool) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		sp.Namespaces = p.nsPaths()
+		if main && c.stdinR != nil {
+			sp.Stdin = c.stdinR
+		}
+	}
+}
+
+// checkMounts validates mounts: a bind mount changes what every process of
+// the mount namespace sees, so only pods with their own may have them.
+func (b *Backend) checkMounts(p *pod, ms []*runtimeapi.Mount) error {
+	for _, m := range ms {
+		if !p.hasMountNS() {
+			return invalid("mount %s → %s: the pod shares the host's mount namespace (host network and IPC); native containers there cannot have mounts", m.GetHostPath(), m.GetContainerPath())
+		}
+		if !filepath.IsAbs(m.GetHostPath()) || !filepath.IsAbs(m.GetContainerPath()) {
+			return invalid("mount %s → %s: paths must be absolute", m.GetHostPath(), m.GetContainerPath())
+		}
+		if _, err := os.Stat(m.GetHostPath()); err != nil {
+			return invalid("mount %s → %s: host path: %v", m.GetHostPath(), m.GetContainerPath(), err)
+		}
+		if _, err := os.Stat(m.GetContainerPath()); err != nil {
+			return invalid("mount %s → %s: container path (a host path, the image is the host): %v", m.GetHostPath(), m.GetContainerPath(), err)
+		}
+	}
+	return nil
+}
+
+// mount makes the bind mounts in the pod's mount namespace.
+func (b *Backend) mount(ctx context.Context, p *pod, ms []*runtimeapi.Mount) error {
+	for _, m := range ms {
+		cmds := [][]string{{"mount", "--bind", m.GetHostPath(), m.GetContainerPath()}}
+		if m.GetReadonly() {
+			cmds = append(cmds, []string{"mount", "-o", "remount,bind,ro", m.GetContainerPath()})
+		}
+		for _, argv := range cmds {
+			res, err := b.run(ctx, &proc.Spec{Path: "mount", Argv: argv, Env: []string{"PATH=" + proc.DefaultPath},
+				Namespaces: map[string]string{"mnt": p.nsPaths()["mnt"]}}, nil)
+			if err == nil && res.Exit.Code() != 0 {
+				err = fmt.Errorf("%s: %s", res.Exit, strings.TrimSpace(string(res.Stderr)))
+			}
+			if err != nil {
+				return fmt.Errorf("mount %s → %s: %w", m.GetHostPath(), m.GetContainerPath(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// StartContainer starts the container's unit and returns once its command
+// was executed.
+func (b *Backend) StartContainer(ctx context.Context, id string) error {
+	b.mu.Lock()
+	c, err := b.containerLocked(id)
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	if c.rec.State != runtimeapi.ContainerState_CONTAINER_CREATED {
+		b.mu.Unlock()
+		return fmt.Errorf("%w: container %s is %s, not created", runtimes.ErrPrecondition, id, c.rec.State)
+	}
+	p := b.pods[c.rec.PodID]
+	if p == nil || p.rec.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		b.mu.Unlock()
+		return fmt.Errorf("%w: pod sandbox %s of container %s is not ready", runtimes.ErrPrecondition, c.rec.PodID, id)
+	}
+	if c.cfg.GetStdin() {
+		if c.stdinR, c.stdinW, err = os.Pipe(); err != nil {
+			b.mu.Unlock()
+			return fmt.Errorf("container %s: stdin: %w", id, err)
+		}
+	}
+	c.rec.OOMBefore = b.oomKills(p.rec.Cgroup)
+	b.mu.Unlock()
+
+	err = b.units.StartUnit(ctx, c.rec.Unit)
+	b.mu.Lock()
+	if c.stdinR != nil {
+		c.stdinR.Close()
+		c.stdinR = nil
+	}
+	if err != nil && c.rec.State == runtimeapi.ContainerState_CONTAINER_CREATED {
+		// The unit never got going (no state change reached us).
+		c.rec.State = runtimeapi.ContainerState_CONTAINER_EXITED
+		c.rec.FinishedAt, c.rec.ExitCode, c.rec.Reason, c.rec.Message = time.Now().UnixNano(), 128, "StartError", err.Error()
+		b.putContainer(c)
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	return nil
+}
+
+// oomKills reads the OOM kill count of a v1 memory cgroup (hierarchical).
+func (b *Backend) oomKills(cg string) uint64 {
+	d := b.cg.Path("memory", cg)
+	if d == "" {
+		return 0
+	}
+	data, err := os.ReadFile(filepath.Join(d, "memory.oom_control"))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// unitChanged follows the container's unit: running once its command was
+// executed, exited with the main process's status when it is gone.
+func (b *Backend) unitChanged(id string, st service.Status) {
+	b.mu.Lock()
+	c := b.containers[id]
+	if c == nil {
+		b.mu.Unlock()
+		return
+	}
+	var ev runtimeapi.ContainerEventType
+	switch st.ActiveState {
+	case "active", "reloading":
+		if c.rec.State == runtimeapi.ContainerState_CONTAINER_CREATED {
+			c.rec.State = runtimeapi.ContainerState_CONTAINER_RUNNING
+			c.rec.StartedAt = time.Now().UnixNano()
+			ev = runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT
+		}
+	case "inactive", "failed":
+		if c.rec.State == runtimeapi.ContainerState_CONTAINER_EXITED || (c.rec.State == runtimeapi.ContainerState_CONTAINER_CREATED && st.ExecMainCode == 0) {
+			break
+		}
+		if c.rec.StartedAt == 0 {
+			c.rec.StartedAt = time.Now().UnixNano()
+		}
+		c.rec.State = runtimeapi.ContainerState_CONTAINER_EXITED
+		c.rec.FinishedAt = time.Now().UnixNano()
+		switch st.ExecMainCode {
+		case 1: // CLD_EXITED
+			c.rec.ExitCode = int32(st.ExecMainStatus)
+		case 2, 3: // killed, dumped
+			c.rec.ExitCode = 128 + int32(st.ExecMainStatus)
+		}
+		c.rec.Reason = "Completed"
+		if c.rec.ExitCode != 0 {
+			c.rec.Reason = "Error"
+		}
+		if p := b.pods[c.rec.PodID]; p != nil && st.ExecMainCode != 1 && b.oomKills(p.rec.Cgroup) > c.rec.OOMBefore {
+			c.rec.Reason = "OOMKilled"
+		}
+		if st.ExecMainCode == 1 && st.ExecMainStatus >= 200 && st.ExecMainStatus <= 245 {
+			c.rec.Message = "the command could not be started (status=" + strconv.Itoa(st.ExecMainStatus) + "/" + proc.ExitCodeName(st.ExecMainStatus) + ", see `corralctl status " + c.rec.Unit + "`)"
+		}
+		if c.stdinW != nil {
+			c.stdinW.Close()
+			c.stdinW = nil
+		}
+		ev = runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT
+	default:
+		b.mu.Unlock()
+		return
+	}
+	if err := b.putContainer(c); err != nil {
+		b.log.Error("persist container state", "container", id, "err", err)
+	}
+	b.mu.Unlock()
+	if ev != 0 || st.ActiveState == "active" {
+		b.emit(c, ev)
+	}
+}
+
+// StopContainer stops the container's unit: SIGTERM, then SIGKILL after
+// timeout. Stopping an unknown or stopped container is not an error.
+func (b *Backend) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	c, err := b.getContainer(id)
+	if err != nil {
+		return nil
+	}
+	if err := b.units.StopUnit(ctx, c.rec.Unit, max(timeout, time.Millisecond)); err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveContainer stops and forgets the container and its unit. Removing
+// an unknown container is not an error.
+func (b *Backend) RemoveContainer(ctx context.Context, id string) error {
+	c, err := b.getContainer(id)
+	if err != nil {
+		return nil
+	}
+	if err := b.StopContainer(ctx, id, 0); err != nil {
+		return err
+	}
+	if err := b.units.RemoveTransient(c.rec.Unit); err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	if err := b.db.Delete(bucketContainers, id); err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	b.mu.Lock()
+	delete(b.containers, id)
+	if c.log != nil {
+		c.log.Close()
+	}
+	if c.stdinW != nil {
+		c.stdinW.Close()
+		c.stdinW = nil
+	}
+	b.mu.Unlock()
+	b.emit(c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
+	return nil
+}
+
+func (b *Backend) statusLocked(c *container) *runtimeapi.ContainerStatus {
+	return &runtimeapi.ContainerStatus{
+		Id:          c.rec.ID,
+		Metadata:    c.cfg.GetMetadata(),
+		State:       c.rec.State,
+		CreatedAt:   c.rec.CreatedAt,
+		StartedAt:   c.rec.StartedAt,
+		FinishedAt:  c.rec.FinishedAt,
+		ExitCode:    c.rec.ExitCode,
+		Image:       &runtimeapi.ImageSpec{Image: HostImage, UserSpecifiedImage: c.cfg.GetImage().GetUserSpecifiedImage()},
+		ImageRef:    HostImageID,
+		ImageId:     HostImageID,
+		Reason:      c.rec.Reason,
+		Message:     c.rec.Message,
+		Labels:      c.cfg.GetLabels(),
+		Annotations: c.cfg.GetAnnotations(),
+		Mounts:      c.cfg.GetMounts(),
+		LogPath:     c.rec.LogPath,
+		Resources:   &runtimeapi.ContainerResources{Linux: c.cfg.GetLinux().GetResources()},
+	}
+}
+
+// ContainerStatus reports a container.
+func (b *Backend) ContainerStatus(ctx context.Context, id string, verbose bool) (*runtimeapi.ContainerStatusResponse, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, err := b.containerLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &runtimeapi.ContainerStatusResponse{Status: b.statusLocked(c)}
+	if verbose {
+		st, _ := b.units.UnitState(c.rec.Unit)
+		resp.Info = map[string]string{"info": fmt.Sprintf(`{"unit":%q,"cgroup":%q,"pid":%d}`, c.rec.Unit, c.rec.Cgroup, st.MainPID)}
+	}
+	return resp, nil
+}
+
+// ListContainers lists containers matching filter.
+func (b *Backend) ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*runtimeapi.Container
+	for id := range b.containers {
+		c, err := b.containerLocked(id)
+		if err != nil {
+			continue
+		}
+		if f := filter; f != nil {
+			if (f.Id != "" && f.Id != id) || (f.PodSandboxId != "" && f.PodSandboxId != c.rec.PodID) ||
+				(f.State != nil && f.State.State != c.rec.State) || !matchLabels(f.LabelSelector, c.cfg.GetLabels()) {
+				continue
+			}
+		}
+		out = append(out, &runtimeapi.Container{
+			Id: id, PodSandboxId: c.rec.PodID, Metadata: c.cfg.GetMetadata(),
+			Image: &runtimeapi.ImageSpec{Image: HostImage}, ImageRef: HostImageID, ImageId: HostImageID,
+			State: c.rec.State, CreatedAt: c.rec.CreatedAt, Labels: c.cfg.GetLabels(), Annotations: c.cfg.GetAnnotations(),
+		})
+	}
+	return out, nil
+}
+
+// UpdateContainerResources applies new CPU and memory limits to the
+// container's cgroup.
+func (b *Backend) UpdateContainerResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, err := b.containerLocked(id)
+	if err != nil {
+		return err
+	}
+	if c.rec.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		if err := b.cg.Apply(c.rec.Cgroup, resources(r)); err != nil {
+			return fmt.Errorf("container %s: %w", id, err)
+		}
+	}
+	if c.cfg.Linux == nil {
+		c.cfg.Linux = &runtimeapi.LinuxContainerConfig{}
+	}
+	c.cfg.Linux.Resources = r
+	if raw, err := proto.Marshal(c.cfg); err == nil {
+		c.rec.Config = raw
+	}
+	return b.putContainer(c)
+}
+
+// ReopenContainerLog reopens the log file after kubelet rotated it.
+func (b *Backend) ReopenContainerLog(ctx context.Context, id string) error {
+	c, err := b.getContainer(id)
+	if err != nil {
+		return err
+	}
+	if c.rec.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return fmt.Errorf("%w: container %s is not running", runtimes.ErrPrecondition, id)
+	}
+	if c.log == nil {
+		return fmt.Errorf("%w: container %s has no log file", runtimes.ErrPrecondition, id)
+	}
+	return c.log.Reopen()
+}
