@@ -38,6 +38,7 @@ type env struct {
 	img     runtimeapi.ImageServiceClient
 	srv     *Server
 	def     string
+	extra   map[string]runtimes.Backend
 	cniDir  string
 	stopSrv func()
 }
@@ -45,6 +46,15 @@ type env struct {
 type option func(*env)
 
 func withDefault(h string) option { return func(e *env) { e.def = h } }
+
+func withBackend(h string, b runtimes.Backend) option {
+	return func(e *env) {
+		if e.extra == nil {
+			e.extra = map[string]runtimes.Backend{}
+		}
+		e.extra[h] = b
+	}
+}
 
 func newTestService(t *testing.T, opts ...option) *env {
 	t.Helper()
@@ -66,8 +76,12 @@ func (e *env) start() {
 		t.Fatal(err)
 	}
 	e.db = db
+	backends := map[string]runtimes.Backend{"native": e.native, "vm": e.vm, "basic": fake.Basic(e.basic)}
+	for h, b := range e.extra {
+		backends[h] = b
+	}
 	srv, err := New(Options{
-		Backends:       map[string]runtimes.Backend{"native": e.native, "vm": e.vm, "basic": fake.Basic(e.basic)},
+		Backends:       backends,
 		DefaultHandler: e.def, Store: db, CNIConfDir: e.cniDir, Version: "test",
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

@@ -95,9 +95,17 @@ func run() int {
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(srvCtx, l) }()
+	// A broken CRI configuration must not cost the node its units: the
+	// agent runs on without the CRI socket and says why.
+	stopCRI, err := startCRI(*root, version, m, log)
+	if err != nil {
+		log.Error("cri not started", "err", err)
+		stopCRI = func() {}
+	}
 	log.Info("corral agent ready", "root", *root, "api", sockPath, "pid", os.Getpid())
 
 	err = m.Run(ctx, *target)
+	stopCRI()
 	stopSrv()
 	<-srvDone
 	if err != nil {

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"corral.io/corral/agent/config"
+	"corral.io/corral/agent/manager"
+	"corral.io/corral/cri"
+	"corral.io/corral/runtimes"
+)
+
+// startCRI serves the CRI on <root>/run/corral/cri.sock next to the API,
+// with the backends named in <root>/etc/corral/corral.toml. The returned
+// stop ends it (and its streaming server) and waits.
+func startCRI(root, version string, m *manager.Manager, log *slog.Logger) (stop func(), err error) {
+	log = log.With("subsystem", "cri")
+	cfg, err := config.Load(root)
+	if err != nil {
+		return nil, err
+	}
+	backends, err := buildBackends(cfg, m, log)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := cri.New(cri.Options{
+		Backends: backends, DefaultHandler: cfg.CRI.DefaultHandler, Store: m.DB(),
+		StreamAddress: cfg.CRI.StreamAddress, CNIConfDir: cfg.CNI.ConfDir, Version: version, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	path := cri.SocketPath(root)
+	l, err := cri.Listen(path)
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	log.Info("cri ready", "socket", path, "streaming", srv.StreamAddr(),
+		"default_handler", cfg.CRI.DefaultHandler, "handlers", cfg.HandlerNames(), "config", cfg.Path)
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			log.Error("cri server", "err", err)
+		}
+	}, nil
+}
+
+// buildBackends builds one backend per configured handler, explicitly (no
+// registration). A backend that is not built in yet, or fails to start,
+// becomes cri.Unavailable: its handler stays listed and reports why.
+func buildBackends(cfg *config.Config, m *manager.Manager, log *slog.Logger) (map[string]runtimes.Backend, error) {
+	out := map[string]runtimes.Backend{}
+	var native runtimes.Backend // one instance serves every native handler
+	for _, name := range cfg.HandlerNames() {
+		h := cfg.Handlers[name]
+		var b runtimes.Backend
+		switch h.Backend {
+		case config.BackendNative:
+			if native == nil {
+				// NATIVE BACKEND (runtimes/native): replace the next line with
+				// native, err = nativeBackend.New(m, m.DB(), nativeBackend.Config{CNIConfDir: cfg.CNI.ConfDir, CNIBinDirs: []string{cfg.CNI.BinDir}, RunDir: filepath.Join(root, "run", "corral", "native"), Log: log})
+				native = cri.Unavailable(h.Backend, "the native backend is not built into this agent yet")
+			}
+			b = native
+		default:
+			b = cri.Unavailable(h.Backend, fmt.Sprintf("backend %s is not built into this agent yet", h.Backend))
+		}
+		if ok, reason, msg := b.Ready(context.Background()); !ok {
+			log.Warn("runtime handler not ready", "handler", name, "backend", h.Backend, "reason", reason, "message", msg)
+		}
+		out[name] = b
+	}
+	return out, nil
+}
