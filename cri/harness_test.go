@@ -198,4 +198,3 @@ func isCorralID(id string) bool {
 	}
 	return true
 }
-
