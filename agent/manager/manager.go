@@ -34,7 +34,14 @@ type Config struct {
 	UnitDirs   []string // searched before the standard search path
 	CgroupBase string   // prefix of every cgroup Corral creates
 	Helper     string   // trampoline binary for proc.Spawner ("" = /proc/self/exe)
-	Log        *slog.Logger
+	// SystemUnits adds systemd's directories (/etc/systemd/system,
+	// /lib/systemd/system, ...) to the search path. Only for a Corral that
+	// owns the machine (PID 1): on a host booted by another init, starting
+	// any unit with default dependencies would pull in the host's
+	// sysinit.target and re-run its early boot (systemd-tmpfiles-setup
+	// wipes /tmp).
+	SystemUnits bool
+	Log         *slog.Logger
 	// OnShutdown handles a shutdown request from the API. Under `corral
 	// init` the supervisor must drive it (it would otherwise restart the
 	// agent); nil means: stop every unit and return from Run.
@@ -117,12 +124,30 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
 	m.loader = unit.NewLoader(cfg.Root, cfg.UnitDirs...)
+	if !cfg.SystemUnits {
+		m.loader.Dirs = corralDirs(cfg.Root, m.loader.Dirs)
+	}
 	m.engine = job.New(graph{m}, executor{m}, cfg.Log, job.WithRecorder(jobRecorder{m.db}))
 	if err := m.loadAll(); err != nil {
 		m.closeAll()
 		return nil, err
 	}
 	return m, nil
+}
+
+// corralDirs drops systemd's own directories under root from a search path.
+func corralDirs(root string, dirs []string) []string {
+	skip := map[string]bool{}
+	for _, d := range []string{"etc/systemd/system", "run/systemd/system", "lib/systemd/system", "usr/lib/systemd/system"} {
+		skip[filepath.Join(root, d)] = true
+	}
+	var out []string
+	for _, d := range dirs {
+		if !skip[d] {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func (m *Manager) closeAll() {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"corral.io/corral/agent/apiserver"
 	"corral.io/corral/agent/manager"
 	"corral.io/corral/agent/proc"
@@ -40,6 +42,7 @@ func run() int {
 		helper   = flag.String("helper", "", "exec trampoline binary (the corral binary); default this binary")
 		level    = flag.String("log-level", "info", "debug, info, warn or error")
 		target   = flag.String("default-target", "default.target", "unit started at boot; empty starts nothing")
+		sysUnits = flag.String("system-units", "auto", "search systemd's unit directories too: yes, no, or auto (only when the supervisor is PID 1)")
 	)
 	flag.Var(&unitDirs, "unit-dir", "extra unit directory searched first (repeatable)")
 	flag.Parse()
@@ -52,6 +55,12 @@ func run() int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})).With("component", "agent")
 	slog.SetDefault(log)
 
+	// Under `corral init` (not PID 1): if the supervisor dies, so do we,
+	// after stopping our units, rather than running on unsupervised.
+	if os.Getppid() != 1 {
+		unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0, 0, 0)
+	}
+
 	// Forking daemons re-parent to the nearest subreaper: that must be us,
 	// so that their exits reach the service state machines.
 	if err := reaper.SetSubreaper(); err != nil {
@@ -60,6 +69,16 @@ func run() int {
 	}
 
 	cfg := manager.Config{Root: *root, UnitDirs: unitDirs, CgroupBase: *cgroup, Helper: *helper, Log: log}
+	switch *sysUnits {
+	case "yes":
+		cfg.SystemUnits = true
+	case "no":
+	case "auto":
+		cfg.SystemUnits = os.Getppid() == 1
+	default:
+		fmt.Fprintf(os.Stderr, "corral-agent: --system-units %q: want yes, no or auto\n", *sysUnits)
+		return 2
+	}
 	if *helper != "" && os.Getppid() != 1 {
 		// Started by `corral init`: shutting down is the supervisor's call,
 		// or it would restart us. It answers SIGTERM by stopping us in order.
