@@ -4,23 +4,26 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"corral.io/corral/agent/config"
 	"corral.io/corral/agent/manager"
 	"corral.io/corral/cri"
 	"corral.io/corral/runtimes"
+	nativert "corral.io/corral/runtimes/native"
 )
 
 // startCRI serves the CRI on <root>/run/corral/cri.sock next to the API,
 // with the backends named in <root>/etc/corral/corral.toml. The returned
 // stop ends it (and its streaming server) and waits.
-func startCRI(root, version string, m *manager.Manager, log *slog.Logger) (stop func(), err error) {
+// Native pods without a cgroup_parent go under <cgroupRoot>/kubepods.
+func startCRI(root, cgroupRoot, version string, m *manager.Manager, log *slog.Logger) (stop func(), err error) {
 	log = log.With("subsystem", "cri")
 	cfg, err := config.Load(root)
 	if err != nil {
 		return nil, err
 	}
-	backends, err := buildBackends(cfg, m, log)
+	backends, err := buildBackends(cfg, root, cgroupRoot, m, log)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +56,7 @@ func startCRI(root, version string, m *manager.Manager, log *slog.Logger) (stop 
 // buildBackends builds one backend per configured handler, explicitly (no
 // registration). A backend that is not built in yet, or fails to start,
 // becomes cri.Unavailable: its handler stays listed and reports why.
-func buildBackends(cfg *config.Config, m *manager.Manager, log *slog.Logger) (map[string]runtimes.Backend, error) {
+func buildBackends(cfg *config.Config, root, cgroupRoot string, m *manager.Manager, log *slog.Logger) (map[string]runtimes.Backend, error) {
 	out := map[string]runtimes.Backend{}
 	var native runtimes.Backend // one instance serves every native handler
 	for _, name := range cfg.HandlerNames() {
@@ -62,9 +65,17 @@ func buildBackends(cfg *config.Config, m *manager.Manager, log *slog.Logger) (ma
 		switch h.Backend {
 		case config.BackendNative:
 			if native == nil {
-				// NATIVE BACKEND (runtimes/native): replace the next line with
-				// native, err = nativeBackend.New(m, m.DB(), nativeBackend.Config{CNIConfDir: cfg.CNI.ConfDir, CNIBinDirs: []string{cfg.CNI.BinDir}, RunDir: filepath.Join(root, "run", "corral", "native"), Log: log})
-				native = cri.Unavailable(h.Backend, "the native backend is not built into this agent yet")
+				nb, err := nativert.New(m, m.DB(), nativert.Config{
+					CgroupBase: filepath.Join(cgroupRoot, "kubepods"),
+					CNIConfDir: cfg.CNI.ConfDir, CNIBinDirs: []string{cfg.CNI.BinDir},
+					RunDir: filepath.Join(root, "run", "corral", "native"),
+					Log:    log.With("backend", "native"),
+				})
+				if err != nil {
+					native = cri.Unavailable(h.Backend, err.Error())
+				} else {
+					native = nb
+				}
 			}
 			b = native
 		default:

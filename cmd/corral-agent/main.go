@@ -116,7 +116,7 @@ func run() int {
 	go func() { srvDone <- srv.Serve(srvCtx, l) }()
 	// A broken CRI configuration must not cost the node its units: the
 	// agent runs on without the CRI socket and says why.
-	stopCRI, err := startCRI(*root, version, m, log)
+	stopCRI, err := startCRI(*root, *cgroup, version, m, log)
 	if err != nil {
 		log.Error("cri not started", "err", err)
 		stopCRI = func() {}
