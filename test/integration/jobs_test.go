@@ -124,3 +124,20 @@ func TestAPIPeerCredentials(t *testing.T) {
 		t.Errorf("x.service is %s after a refused start", st)
 	}
 }
+
+// Outside PID 1 the host's systemd unit directories are not searched: they
+// belong to the host's own init (their sysinit.target would re-run early
+// boot). Corral's own directories are.
+func TestHostUnitsNotLoadedOutsidePID1(t *testing.T) {
+	n := start(t, nil)
+	for _, d := range []string{"lib/systemd/system", "etc/corral/system"} {
+		p := filepath.Join(n.root, d)
+		os.MkdirAll(p, 0o755)
+		os.WriteFile(filepath.Join(p, strings.ReplaceAll(d, "/", "-")+".service"), []byte("[Service]\nExecStart=/bin/sleep 1000\n"), 0o644)
+	}
+	n.must("daemon-reload")
+	if c := n.code("status", "lib-systemd-system.service"); c != 4 {
+		t.Errorf("status of a unit in <root>/lib/systemd/system: exit %d, want 4 (no such unit)", c)
+	}
+	n.must("start", "etc-corral-system.service")
+}
