@@ -319,9 +319,40 @@ func TestHostNetworkPodLifecycle(t *testing.T) {
 		t.Errorf("failed start: %v", st)
 	}
 
+	// Attach to a container's stdin and output (stdin once: EOF ends it).
+	acfg := ctrConfig("cat", "cat")
+	acfg.Stdin, acfg.StdinOnce = true, true
+	if _, err := b.CreateContainer(ctx, "ctr5", "pod1", acfg, pcfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StartContainer(ctx, "ctr5"); err != nil {
+		t.Fatal(err)
+	}
+	var aout bytes.Buffer
+	actx, acancel := context.WithTimeout(ctx, 20*time.Second)
+	pr, pw := io.Pipe()
+	attached := make(chan error, 1)
+	go func() { attached <- b.StreamingRuntime().Attach(actx, "ctr5", pr, nopCloser{&aout}, nil, false, nil) }()
+	time.Sleep(100 * time.Millisecond) // the follower starts from now
+	fmt.Fprintln(pw, "typed in")
+	pw.Close()
+	if err := <-attached; err != nil {
+		t.Errorf("Attach: %v", err)
+	}
+	if actx.Err() != nil {
+		t.Error("Attach did not end when the container exited")
+	}
+	acancel()
+	if aout.String() != "typed in\n" {
+		t.Errorf("attached output = %q", aout.String())
+	}
+	if st := e.status(t, "ctr5"); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 0 {
+		t.Errorf("cat after stdin EOF: %v", st)
+	}
+
 	list, _ := b.ListContainers(ctx, &runtimeapi.ContainerFilter{PodSandboxId: "pod1"})
-	if len(list) != 3 {
-		t.Errorf("ListContainers = %d containers, want 3", len(list))
+	if len(list) != 4 {
+		t.Errorf("ListContainers = %d containers, want 4", len(list))
 	}
 	if err := b.RemoveContainer(ctx, "ctr1"); err != nil {
 		t.Fatalf("RemoveContainer: %v", err)
