@@ -20,13 +20,13 @@ func TestDaemonReload(t *testing.T) {
 		return fmt.Sprintf("[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo %s > %s/out'\n", word, dir)
 	}
 	n := start(t, map[string]string{"conf.service": unitText("first")})
-	n.must("start", "conf.service")
-	n.write("conf.service", unitText("second"))
-	n.must("daemon-reload")
-	if cat := n.must("cat", "conf.service"); !strings.Contains(cat, "echo second") {
+	n.Must("start", "conf.service")
+	n.Write("conf.service", unitText("second"))
+	n.Must("daemon-reload")
+	if cat := n.Must("cat", "conf.service"); !strings.Contains(cat, "echo second") {
 		t.Errorf("cat after daemon-reload shows the old file:\n%s", cat)
 	}
-	n.must("restart", "conf.service")
+	n.Must("restart", "conf.service")
 	b, err := os.ReadFile(filepath.Join(dir, "out"))
 	if err != nil {
 		t.Fatal(err)
@@ -46,18 +46,18 @@ func TestConflictsAndIsolate(t *testing.T) {
 		"c.service":     sleep,
 		"only-c.target": "[Unit]\nAllowIsolate=yes\nWants=c.service\n",
 	})
-	n.must("start", "a.service")
-	n.must("start", "b.service")
-	if st := strings.TrimSpace(mustOut(n.ctl("is-active", "a.service"))); st != "inactive" {
+	n.Must("start", "a.service")
+	n.Must("start", "b.service")
+	if st := strings.TrimSpace(mustOut(n.Ctl("is-active", "a.service"))); st != "inactive" {
 		t.Errorf("a.service is %s after starting the conflicting b.service", st)
 	}
-	n.must("start", "a.service") // conflicts the other way round too
-	if st := strings.TrimSpace(mustOut(n.ctl("is-active", "b.service"))); st != "inactive" {
+	n.Must("start", "a.service") // conflicts the other way round too
+	if st := strings.TrimSpace(mustOut(n.Ctl("is-active", "b.service"))); st != "inactive" {
 		t.Errorf("b.service is %s after starting a.service", st)
 	}
-	n.must("isolate", "only-c.target")
+	n.Must("isolate", "only-c.target")
 	for unit, want := range map[string]string{"a.service": "inactive", "c.service": "active", "only-c.target": "active"} {
-		if st := strings.TrimSpace(mustOut(n.ctl("is-active", unit))); st != want {
+		if st := strings.TrimSpace(mustOut(n.Ctl("is-active", unit))); st != want {
 			t.Errorf("after isolate: %s is %s, want %s", unit, st, want)
 		}
 	}
@@ -72,17 +72,17 @@ func TestBindsToAndOnFailure(t *testing.T) {
 		"sidecar.service": "[Unit]\nBindsTo=main.service\nAfter=main.service\n[Service]\nExecStart=/bin/sleep 1000\n",
 		"alarm.service":   fmt.Sprintf("[Service]\nType=oneshot\nExecStart=/bin/touch %s/alarm\n", dir),
 	})
-	n.must("start", "sidecar.service")
-	if st := strings.TrimSpace(n.must("is-active", "main.service")); st != "active" {
+	n.Must("start", "sidecar.service")
+	if st := strings.TrimSpace(n.Must("is-active", "main.service")); st != "active" {
 		t.Fatalf("BindsTo did not pull main.service in: %s", st)
 	}
-	pid, _ := strconv.Atoi(n.prop("main.service", "MainPID"))
+	pid, _ := strconv.Atoi(n.Prop("main.service", "MainPID"))
 	if pid <= 0 {
 		t.Fatal("no main PID")
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	n.eventually("sidecar stopped and alarm ran", func() error {
-		if st := strings.TrimSpace(mustOut(n.ctl("is-active", "sidecar.service"))); st != "inactive" {
+	n.Eventually("sidecar stopped and alarm ran", func() error {
+		if st := strings.TrimSpace(mustOut(n.Ctl("is-active", "sidecar.service"))); st != "inactive" {
 			return fmt.Errorf("sidecar.service is %s", st)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "alarm")); err != nil {
@@ -90,10 +90,10 @@ func TestBindsToAndOnFailure(t *testing.T) {
 		}
 		return nil
 	})
-	if n.code("is-failed", "main.service") != 0 {
+	if n.Code("is-failed", "main.service") != 0 {
 		t.Errorf("main.service is not failed after SIGKILL")
 	}
-	if r := n.prop("main.service", "Result"); r != "signal" {
+	if r := n.Prop("main.service", "Result"); r != "signal" {
 		t.Errorf("main.service Result=%q, want signal", r)
 	}
 }
@@ -102,11 +102,11 @@ func TestBindsToAndOnFailure(t *testing.T) {
 func TestAPIPeerCredentials(t *testing.T) {
 	n := start(t, map[string]string{"x.service": "[Service]\nExecStart=/bin/sleep 1000\n"})
 	// Let uid 65534 reach the socket: t.TempDir's directories are 0700.
-	for d := n.root; strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+	for d := n.Root; strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
 	asNobody := func(args ...string) (string, error) {
-		cmd := commandAs(65534, filepath.Join(bin, "corralctl"), append([]string{"--root", n.root}, args...)...)
+		cmd := commandAs(65534, filepath.Join(bin, "corralctl"), append([]string{"--root", n.Root}, args...)...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -120,7 +120,7 @@ func TestAPIPeerCredentials(t *testing.T) {
 	if !strings.Contains(strings.ToLower(out), "permission") && !strings.Contains(strings.ToLower(out), "access denied") {
 		t.Errorf("start as nobody: no permission error:\n%s", out)
 	}
-	if st := strings.TrimSpace(mustOut(n.ctl("is-active", "x.service"))); st != "inactive" {
+	if st := strings.TrimSpace(mustOut(n.Ctl("is-active", "x.service"))); st != "inactive" {
 		t.Errorf("x.service is %s after a refused start", st)
 	}
 }
@@ -131,13 +131,13 @@ func TestAPIPeerCredentials(t *testing.T) {
 func TestHostUnitsNotLoadedOutsidePID1(t *testing.T) {
 	n := start(t, nil)
 	for _, d := range []string{"lib/systemd/system", "etc/corral/system"} {
-		p := filepath.Join(n.root, d)
+		p := filepath.Join(n.Root, d)
 		os.MkdirAll(p, 0o755)
 		os.WriteFile(filepath.Join(p, strings.ReplaceAll(d, "/", "-")+".service"), []byte("[Service]\nExecStart=/bin/sleep 1000\n"), 0o644)
 	}
-	n.must("daemon-reload")
-	if c := n.code("status", "lib-systemd-system.service"); c != 4 {
+	n.Must("daemon-reload")
+	if c := n.Code("status", "lib-systemd-system.service"); c != 4 {
 		t.Errorf("status of a unit in <root>/lib/systemd/system: exit %d, want 4 (no such unit)", c)
 	}
-	n.must("start", "etc-corral-system.service")
+	n.Must("start", "etc-corral-system.service")
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"corral.io/corral/test/node"
 )
 
 // Requires= pulls the dependency in, After= orders it: b must have finished
@@ -41,9 +43,9 @@ ExecStart=/bin/sh -c 'sleep 0.2; date +%%%%s%%%%N > %s/b'
 ExecStart=/bin/sleep 1000
 `,
 	})
-	n.must("start", "a.service")
+	n.Must("start", "a.service")
 	for _, u := range []string{"a.service", "b.service", "c.service"} {
-		if st := strings.TrimSpace(n.must("is-active", u)); st != "active" {
+		if st := strings.TrimSpace(n.Must("is-active", u)); st != "active" {
 			t.Errorf("%s is %s, want active", u, st)
 		}
 	}
@@ -52,11 +54,11 @@ ExecStart=/bin/sleep 1000
 		t.Errorf("b finished at %d, after a started at %d: After= not honoured", tb, ta)
 	}
 	// Stopping b stops a (RequiredBy), but not c (only wanted by a).
-	n.must("stop", "b.service")
-	if st := strings.TrimSpace(mustOut(n.ctl("is-active", "a.service"))); st != "inactive" {
+	n.Must("stop", "b.service")
+	if st := strings.TrimSpace(mustOut(n.Ctl("is-active", "a.service"))); st != "inactive" {
 		t.Errorf("a.service is %s after stopping b, want inactive", st)
 	}
-	if st := strings.TrimSpace(n.must("is-active", "c.service")); st != "active" {
+	if st := strings.TrimSpace(n.Must("is-active", "c.service")); st != "active" {
 		t.Errorf("c.service is %s, want active", st)
 	}
 }
@@ -104,14 +106,14 @@ Restart=on-failure
 RestartSec=50ms
 `, dir),
 	})
-	n.ctl("start", "crash.service") // may report failure or success depending on timing: Type=simple
-	n.eventually("crash.service failed", func() error {
-		if n.code("is-failed", "crash.service") != 0 {
+	n.Ctl("start", "crash.service") // may report failure or success depending on timing: Type=simple
+	n.Eventually("crash.service failed", func() error {
+		if n.Code("is-failed", "crash.service") != 0 {
 			return fmt.Errorf("not failed yet")
 		}
 		return nil
 	})
-	if r := n.prop("crash.service", "Result"); r != "start-limit-hit" {
+	if r := n.Prop("crash.service", "Result"); r != "start-limit-hit" {
 		t.Errorf("Result=%q, want start-limit-hit", r)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "runs"))
@@ -119,8 +121,8 @@ RestartSec=50ms
 		t.Errorf("service ran %d times, want 3 (StartLimitBurst)", runs)
 	}
 	// reset-failed makes it startable again.
-	n.must("reset-failed", "crash.service")
-	if n.code("is-failed", "crash.service") == 0 {
+	n.Must("reset-failed", "crash.service")
+	if n.Code("is-failed", "crash.service") == 0 {
 		t.Errorf("still failed after reset-failed")
 	}
 }
@@ -142,11 +144,11 @@ Type=notify
 ExecStart=` + python + ` ` + script + `
 `,
 	})
-	n.must("start", "notify.service")
-	if st := n.prop("notify.service", "ActiveState"); st != "active" {
+	n.Must("start", "notify.service")
+	if st := n.Prop("notify.service", "ActiveState"); st != "active" {
 		t.Fatalf("ActiveState=%q right after start returned, want active", st)
 	}
-	if s := n.prop("notify.service", "StatusText"); s != "serving requests" {
+	if s := n.Prop("notify.service", "StatusText"); s != "serving requests" {
 		t.Errorf("StatusText=%q, want the STATUS= the service sent", s)
 	}
 }
@@ -175,8 +177,8 @@ while True:
 `) + `
 `,
 	})
-	n.must("start", "greet.socket")
-	if st := strings.TrimSpace(mustOut(n.ctl("is-active", "greet.service"))); st != "inactive" {
+	n.Must("start", "greet.socket")
+	if st := strings.TrimSpace(mustOut(n.Ctl("is-active", "greet.service"))); st != "inactive" {
 		t.Fatalf("greet.service is %s before any connection, want inactive", st)
 	}
 	c, err := net.Dial("unix", sock)
@@ -192,7 +194,7 @@ while True:
 	if line != "hello from greet\n" {
 		t.Errorf("got %q", line)
 	}
-	if st := strings.TrimSpace(n.must("is-active", "greet.service")); st != "active" {
+	if st := strings.TrimSpace(n.Must("is-active", "greet.service")); st != "active" {
 		t.Errorf("greet.service is %s after activation", st)
 	}
 }
@@ -218,7 +220,7 @@ ExecStart=/bin/cat
 StandardInput=socket
 `,
 	})
-	n.must("start", "echo.socket")
+	n.Must("start", "echo.socket")
 	for i := 0; i < 3; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -233,7 +235,7 @@ StandardInput=socket
 			t.Fatalf("connection %d: got %q, %v; want %q", i, got, err, msg)
 		}
 	}
-	if v := n.prop("echo.socket", "NAccepted"); v != "3" {
+	if v := n.Prop("echo.socket", "NAccepted"); v != "3" {
 		t.Errorf("NAccepted=%q, want 3", v)
 	}
 }
@@ -247,20 +249,20 @@ func TestKillModeControlGroup(t *testing.T) {
 ExecStart=/bin/sh -c 'setsid sleep 1001 & sleep 1002 & exec sleep 1003'
 `,
 	})
-	n.must("start", "family.service")
+	n.Must("start", "family.service")
 	path := "system.slice/family.service"
 	var pids []int
-	n.eventually("three processes in the cgroup", func() error {
-		pids = procs(n.cgroupFile("pids", path, "cgroup.procs"))
+	n.Eventually("three processes in the cgroup", func() error {
+		pids = procs(n.CgroupFile("pids", path, "cgroup.procs"))
 		if len(pids) < 3 {
 			return fmt.Errorf("cgroup has %v", pids)
 		}
 		return nil
 	})
-	n.must("stop", "family.service")
+	n.Must("stop", "family.service")
 	// The unit's cgroup is removed once empty; if it is still there it
 	// must hold nothing.
-	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", n.cgroup, path, "cgroup.procs")); err == nil {
+	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", n.Cgroup, path, "cgroup.procs")); err == nil {
 		if left := procs(string(b)); len(left) > 0 {
 			t.Errorf("processes left in the cgroup after stop: %v", left)
 		}
@@ -295,7 +297,7 @@ CPUQuota=50%
 TasksMax=32
 `,
 	})
-	n.must("start", "limited.service")
+	n.Must("start", "limited.service")
 	path := "system.slice/limited.service"
 	checks := []struct{ ctrl, file, want string }{
 		{"memory", "memory.limit_in_bytes", strconv.Itoa(64 << 20)},
@@ -304,12 +306,12 @@ TasksMax=32
 		{"pids", "pids.max", "32"},
 	}
 	for _, c := range checks {
-		if got := n.cgroupFile(c.ctrl, path, c.file); got != c.want {
+		if got := n.CgroupFile(c.ctrl, path, c.file); got != c.want {
 			t.Errorf("%s/%s = %q, want %q", c.ctrl, c.file, got, c.want)
 		}
 	}
-	pid := n.prop("limited.service", "MainPID")
-	if !strings.Contains(n.cgroupFile("memory", path, "cgroup.procs"), pid) {
+	pid := n.Prop("limited.service", "MainPID")
+	if !strings.Contains(n.CgroupFile("memory", path, "cgroup.procs"), pid) {
 		t.Errorf("main PID %s is not in the unit's memory cgroup", pid)
 	}
 }
@@ -323,9 +325,9 @@ Type=oneshot
 ExecStart=/bin/sh -c 'echo hello stdout; echo hello stderr >&2'
 `,
 	})
-	n.must("start", "talk.service")
-	n.eventually("both lines logged", func() error {
-		out, err := n.ctl("logs", "-u", "talk.service")
+	n.Must("start", "talk.service")
+	n.Eventually("both lines logged", func() error {
+		out, err := n.Ctl("logs", "-u", "talk.service")
 		if err != nil {
 			return err
 		}
@@ -334,7 +336,7 @@ ExecStart=/bin/sh -c 'echo hello stdout; echo hello stderr >&2'
 		}
 		return nil
 	})
-	out := n.must("logs", "-u", "talk.service", "-n", "1")
+	out := n.Must("logs", "-u", "talk.service", "-n", "1")
 	if strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Errorf("-n 1 gave several lines:\n%s", out)
 	}
@@ -358,23 +360,23 @@ ExecStart=/bin/true
 ExecStart=/bin/sleep 1000
 `,
 	})
-	n.must("start", "good.service")
-	if st := strings.TrimSpace(n.must("is-active", "good.service")); st != "active" {
+	n.Must("start", "good.service")
+	if st := strings.TrimSpace(n.Must("is-active", "good.service")); st != "active" {
 		t.Errorf("good.service is %s", st)
 	}
 	for unit, state := range map[string]string{"bad.service": "error", "worse.service": "bad-setting"} {
-		if ls := n.prop(unit, "LoadState"); ls != state {
+		if ls := n.Prop(unit, "LoadState"); ls != state {
 			t.Errorf("%s LoadState=%q, want %q", unit, ls, state)
 		}
-		out, err := n.ctl("start", unit)
+		out, err := n.Ctl("start", unit)
 		if err == nil {
 			t.Errorf("start %s succeeded", unit)
 		}
 		if !strings.Contains(out, unit) {
 			t.Errorf("start %s error does not name the unit: %s", unit, out)
 		}
-		st, _ := n.ctl("status", unit)
-		if !strings.Contains(st, filepath.Join(n.units, unit)+":") {
+		st, _ := n.Ctl("status", unit)
+		if !strings.Contains(st, filepath.Join(n.Units, unit)+":") {
 			t.Errorf("status %s does not name file:line:\n%s", unit, st)
 		}
 	}
@@ -392,21 +394,21 @@ WantedBy=multi-user.target
 Alias=www.service
 `,
 	})
-	if st := strings.TrimSpace(mustOut(n.ctl("is-enabled", "web.service"))); st != "disabled" {
+	if st := strings.TrimSpace(mustOut(n.Ctl("is-enabled", "web.service"))); st != "disabled" {
 		t.Errorf("is-enabled before enable: %q", st)
 	}
-	n.must("enable", "--now", "web.service")
-	link := filepath.Join(n.root, "etc/corral/system/multi-user.target.wants/web.service")
+	n.Must("enable", "--now", "web.service")
+	link := filepath.Join(n.Root, "etc/corral/system/multi-user.target.wants/web.service")
 	if _, err := os.Lstat(link); err != nil {
 		t.Errorf("enable did not create %s: %v", link, err)
 	}
-	if st := strings.TrimSpace(n.must("is-enabled", "web.service")); st != "enabled" {
+	if st := strings.TrimSpace(n.Must("is-enabled", "web.service")); st != "enabled" {
 		t.Errorf("is-enabled after enable: %q", st)
 	}
-	if st := strings.TrimSpace(n.must("is-active", "www.service")); st != "active" {
+	if st := strings.TrimSpace(n.Must("is-active", "www.service")); st != "active" {
 		t.Errorf("alias www.service is %q after enable --now", st)
 	}
-	n.must("disable", "web.service")
+	n.Must("disable", "web.service")
 	if _, err := os.Lstat(link); !os.IsNotExist(err) {
 		t.Errorf("disable left %s", link)
 	}
@@ -420,18 +422,18 @@ func TestCoreRestartedBySupervisor(t *testing.T) {
 ExecStart=/bin/sleep 1000
 `,
 	})
-	n.must("start", "long.service")
-	main := n.prop("long.service", "MainPID")
+	n.Must("start", "long.service")
+	main := n.Prop("long.service", "MainPID")
 	agent := agentPID(t, n)
 	if agent <= 0 {
 		t.Fatal("no corral-agent child of the supervisor")
 	}
 	syscall.Kill(agent, syscall.SIGKILL)
-	n.eventually("a new core answers", func() error {
+	n.Eventually("a new core answers", func() error {
 		if p := agentPID(t, n); p == agent || p == 0 {
 			return fmt.Errorf("core not restarted yet")
 		}
-		_, err := n.ctl("list-units")
+		_, err := n.Ctl("list-units")
 		return err
 	})
 	pid, _ := strconv.Atoi(main)
@@ -441,7 +443,7 @@ ExecStart=/bin/sleep 1000
 }
 
 // agentPID finds the supervisor's corral-agent child (0 if none yet).
-func agentPID(t *testing.T, n *node) int {
+func agentPID(t *testing.T, n *node.Node) int {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -455,7 +457,7 @@ func agentPID(t *testing.T, n *node) int {
 		// pid (comm) state ppid ...
 		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
 		f := strings.Fields(rest)
-		if len(f) < 2 || f[1] != strconv.Itoa(n.cmd.Process.Pid) {
+		if len(f) < 2 || f[1] != strconv.Itoa(n.Cmd.Process.Pid) {
 			continue
 		}
 		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); strings.HasSuffix(exe, "/corral-agent") {
