@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # all.sh [TOOL...] ensures every test tool (or the named ones: crictl critest
-# containerd kubelet images) and prints one line per tool on stdout:
+# containerd busybox images kubelet) and prints one line per tool on stdout:
 #   <tool> <path> <build seconds of the cached build>
 # On a fresh machine the builds take about 12 minutes in all on 2 cores, most
 # of it kubelet, which therefore builds in the background alongside the rest.
 source "$(dirname "$0")/lib.sh"
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(crictl critest containerd images kubelet)
+[ ${#tools[@]} -gt 0 ] || tools=(crictl critest containerd busybox images kubelet)
 logs=$(mktemp -d "${TMPDIR:-/var/tmp}/corral-tools.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 
