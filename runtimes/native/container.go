@@ -2,6 +2,7 @@ package native
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -508,7 +509,8 @@ func (b *Backend) ContainerStatus(ctx context.Context, id string, verbose bool) 
 	resp := &runtimeapi.ContainerStatusResponse{Status: b.statusLocked(c)}
 	if verbose {
 		st, _ := b.units.UnitState(c.rec.Unit)
-		resp.Info = map[string]string{"info": fmt.Sprintf(`{"unit":%q,"cgroup":%q,"pid":%d}`, c.rec.Unit, c.rec.Cgroup, st.MainPID)}
+		info, _ := json.Marshal(map[string]any{"unit": c.rec.Unit, "cgroup": c.rec.Cgroup, "pid": st.MainPID})
+		resp.Info = map[string]string{"info": string(info)}
 	}
 	return resp, nil
 }

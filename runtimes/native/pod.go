@@ -2,6 +2,7 @@ package native
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -366,7 +367,8 @@ func (b *Backend) PodSandboxStatus(ctx context.Context, id string, verbose bool)
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: st}
 	if verbose {
-		resp.Info = map[string]string{"info": fmt.Sprintf(`{"cgroup":%q,"holderPid":%d,"namespaces":%q}`, p.rec.Cgroup, p.rec.HolderPID, p.rec.Namespaces)}
+		info, _ := json.Marshal(map[string]any{"cgroup": p.rec.Cgroup, "holderPid": p.rec.HolderPID, "namespaces": p.rec.Namespaces, "ips": p.rec.IPs})
+		resp.Info = map[string]string{"info": string(info)}
 	}
 	return resp, nil
 }
