@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"corral.io/corral/agent/unixsock"
 	corralv1 "corral.io/corral/api/corral/v1"
 )
 
@@ -55,31 +55,7 @@ func New(m Manager, opt Options) *Server {
 // left by a crashed agent is removed; a live one is an error, so that two
 // agents never steal each other's socket.
 func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("api socket dir: %w", err)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("api socket %s: exists and is not a socket", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("api socket %s: already in use by another process", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("api socket: removing stale %s: %w", path, err)
-		}
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("api socket: %w", err)
-	}
-	l.(*net.UnixListener).SetUnlinkOnClose(true)
-	if err := os.Chmod(path, 0o666); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("api socket: chmod %s: %w", path, err)
-	}
-	return l, nil
+	return unixsock.Listen(path, 0o666)
 }
 
 // Serve answers requests on l until ctx is done, then stops: it lets unary
