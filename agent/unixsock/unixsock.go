@@ -29,8 +29,8 @@ func Listen(path string, mode os.FileMode) (net.Listener, error) {
 			return nil, fmt.Errorf("socket %s: removing the stale one: %w", path, err)
 		}
 	}
-	// Bind with a restrictive umask-free mode right away: the socket must
-	// not be connectable with a wider mode than asked, even briefly.
+	// The socket exists with the umask's mode until the chmod below; the
+	// directory (0755, root's) and SO_PEERCRED checks cover that moment.
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("socket %s: %w", path, err)
