@@ -501,13 +501,16 @@ func (b *Backend) statusLocked(c *container) *runtimeapi.ContainerStatus {
 // ContainerStatus reports a container.
 func (b *Backend) ContainerStatus(ctx context.Context, id string, verbose bool) (*runtimeapi.ContainerStatusResponse, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	c, err := b.containerLocked(id)
 	if err != nil {
+		b.mu.Unlock()
 		return nil, err
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: b.statusLocked(c)}
+	b.mu.Unlock()
 	if verbose {
+		// Outside b.mu: the unit's lock is taken before b.mu when it
+		// spawns (adjust), never after.
 		st, _ := b.units.UnitState(c.rec.Unit)
 		info, _ := json.Marshal(map[string]any{"unit": c.rec.Unit, "cgroup": c.rec.Cgroup, "pid": st.MainPID})
 		resp.Info = map[string]string{"info": string(info)}

@@ -5,6 +5,7 @@ package native
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -180,6 +181,14 @@ func TestHostNetworkPodLifecycle(t *testing.T) {
 	}
 	us, _ := e.m.UnitState(unitName)
 	pid := us.MainPID
+	vs, err := b.ContainerStatus(ctx, "ctr1", true)
+	var info struct {
+		Unit string
+		Pid  int
+	}
+	if err != nil || json.Unmarshal([]byte(vs.Info["info"]), &info) != nil || info.Unit != unitName || info.Pid != pid {
+		t.Errorf("verbose ContainerStatus info = %v, %v", vs.GetInfo(), err)
+	}
 	procs, _ := os.ReadFile(filepath.Join(b.cg.Path("pids", podCg+"/ctr1"), "cgroup.procs"))
 	if !strings.Contains(string(procs), strconv.Itoa(pid)) {
 		t.Errorf("main pid %d not in the container cgroup: %q", pid, procs)
