@@ -328,6 +328,30 @@ func TestHostNetworkPodLifecycle(t *testing.T) {
 		t.Errorf("failed start: %v", st)
 	}
 
+	// User, group and supplementary groups apply to the container and to
+	// exec in it; the working directory too.
+	ucfg := ctrConfig("user", "sleep", "300")
+	ucfg.WorkingDir = "/tmp"
+	ucfg.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+		RunAsUser: &runtimeapi.Int64Value{Value: 65534}, RunAsGroup: &runtimeapi.Int64Value{Value: 65534}, SupplementalGroups: []int64{4242},
+	}}
+	if _, err := b.CreateContainer(ctx, "ctr6", "pod1", ucfg, pcfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StartContainer(ctx, "ctr6"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code, err := b.ExecSync(ctx, "ctr6", []string{"sh", "-c", "id -u; id -g; id -G; pwd"}, 10*time.Second); err != nil || code != 0 || !strings.HasPrefix(string(out), "65534\n65534\n") || !strings.Contains(string(out), "4242") || !strings.HasSuffix(string(out), "/tmp\n") {
+		t.Errorf("exec as the container's user = %q, %d, %v", out, code, err)
+	}
+	us6, _ := e.m.UnitState(b.containers["ctr6"].rec.Unit)
+	if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", us6.MainPID)); !strings.Contains(string(st), "Uid:\t65534") {
+		t.Errorf("container process does not run as uid 65534")
+	}
+	if err := b.RemoveContainer(ctx, "ctr6"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Attach to a container's stdin and output (stdin once: EOF ends it).
 	acfg := ctrConfig("cat", "cat")
 	acfg.Stdin, acfg.StdinOnce = true, true
