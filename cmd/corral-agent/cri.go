@@ -11,6 +11,7 @@ import (
 	"corral.io/corral/cri"
 	"corral.io/corral/runtimes"
 	nativert "corral.io/corral/runtimes/native"
+	"corral.io/corral/runtimes/remote"
 )
 
 // startCRI serves the CRI on <root>/run/corral/cri.sock next to the API,
@@ -78,6 +79,16 @@ func buildBackends(cfg *config.Config, root, cgroupRoot string, m *manager.Manag
 				}
 			}
 			b = native
+		case config.BackendContainerd, config.BackendIsulad:
+			// One client per handler: each has its own address, and the
+			// CRI server's ID maps are per handler anyway.
+			rb, err := remote.New(remote.Config{Kind: h.Backend, Handler: name, Address: h.Address,
+				Log: log.With("backend", h.Backend, "handler", name)})
+			if err != nil {
+				b = cri.Unavailable(h.Backend, err.Error())
+			} else {
+				b = rb
+			}
 		default:
 			b = cri.Unavailable(h.Backend, fmt.Sprintf("backend %s is not built into this agent yet", h.Backend))
 		}
