@@ -6,6 +6,8 @@ need=()
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v socat >/dev/null || need+=(socat)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v iptables >/dev/null || need+=(iptables)
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq

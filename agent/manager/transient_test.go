@@ -117,6 +117,17 @@ func TestTransientLifecycle(t *testing.T) {
 	if err := m.RemoveTransient("cri-test1.service"); err == nil {
 		t.Error("RemoveTransient of an active unit succeeded")
 	}
+	// daemon-reload has no file to re-read for a transient unit: it must
+	// keep its configuration and state.
+	if err := m.DaemonReload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st2, ok := m.UnitState("cri-test1.service"); !ok || st2.ActiveState != "active" || st2.MainPID != st.MainPID {
+		t.Errorf("after daemon-reload: %+v, %v; want still active with main PID %d", st2, ok, st.MainPID)
+	}
+	if d, err := m.UnitStatus(ctx, "cri-test1.service"); err != nil || d.LoadState != "loaded" {
+		t.Errorf("after daemon-reload: load state %q, %v", d.LoadState, err)
+	}
 
 	if err := m.StopUnit(ctx, "cri-test1.service", 5*time.Second); err != nil {
 		t.Fatalf("StopUnit: %v", err)

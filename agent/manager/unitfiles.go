@@ -23,7 +23,10 @@ func (m *Manager) DaemonReload(ctx context.Context) error {
 	defer m.mu.Unlock()
 	m.aliases = map[string]string{}
 	known := make([]string, 0, len(m.units))
-	for n := range m.units {
+	for n, e := range m.units {
+		if e.u.Transient {
+			continue // no file to re-read: CRI containers keep their unit
+		}
 		known = append(known, n)
 	}
 	for _, n := range known {
