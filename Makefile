@@ -26,6 +26,7 @@ deps:
 
 test: deps lint build
 	$(GO) test -count=1 -timeout 30m -tags integration ./...
+	$(MAKE) e2e
 
 bench: build
 	hack/bench/run.sh
@@ -45,3 +46,11 @@ install: build
 
 clean:
 	rm -rf $(BIN)
+
+# e2e drives Corral's CRI socket with the real crictl, critest, kubelet and
+# containerd (built and cached by hack/tools; see test/e2e and
+# docs/CONFORMANCE.md).
+.PHONY: e2e
+e2e: build
+	hack/e2e-deps.sh
+	$(GO) test -count=1 -timeout 45m -tags e2e ./test/e2e/...
