@@ -258,7 +258,7 @@ func newCNINet(t *testing.T, dir string) cniNet {
 	t.Helper()
 	k := os.Getpid()%1000*7 + int(seq.Add(1))
 	c := cniNet{name: fmt.Sprintf("e2e-%d", k), bridge: fmt.Sprintf("ce2e%d", k%100000),
-		subnet: fmt.Sprintf("10.%d.%d.0/24", 150+k%40, k/40%250),
+		subnet:  fmt.Sprintf("10.%d.%d.0/24", 150+k%40, k/40%250),
 		confDir: filepath.Join(dir, "net.d"), ipamDir: filepath.Join(dir, "ipam")}
 	os.MkdirAll(c.confDir, 0o755)
 	writeFile(t, c.confDir, "10-e2e.conflist", fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
