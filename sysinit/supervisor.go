@@ -41,6 +41,13 @@ type Config struct {
 	Output     *os.File     // the core's stdout and stderr; nil = os.Stderr
 	Procfs     string       // "" = /proc
 	MaxRecords int          // bound of the exit-record table; 0 = DefaultMaxRecords
+
+	SystemUnits string // --system-units of the core ("yes" under PID 1), "" = core default
+
+	PID1     bool          // signals are machine actions (pid1Signals); no subreaper needed
+	Requests <-chan Action // other sources of actions (the power button); nil = none
+	Adopt    *Handoff      // a core left running by the sysinit that exec'd us
+	OnFatal  Action        // what Serve returns after a recovered panic (PID 1: reboot)
 }
 
 // AgentArgs is the argv (without argv[0]) the core is started with. These
@@ -61,6 +68,9 @@ func (c Config) AgentArgs() []string {
 	}
 	if c.Helper != "" {
 		a = append(a, "--helper", c.Helper)
+	}
+	if c.SystemUnits != "" {
+		a = append(a, "--system-units", c.SystemUnits)
 	}
 	return a
 }
@@ -115,24 +125,110 @@ func (s *Supervisor) Records() *Table { return s.table }
 // errPanic is returned by Run after it recovered from a panic and shut down.
 var errPanic = errors.New("sysinit: supervisor panicked; shut down")
 
+// Action is how a supervisor's run ended: what the caller does next.
+type Action int
+
+const (
+	ActionStop     Action = iota // not PID 1: everything stopped, exit
+	ActionPoweroff               // everything stopped; reboot(2) RB_POWER_OFF
+	ActionReboot                 // everything stopped; reboot(2) RB_AUTOBOOT
+	ActionHalt                   // everything stopped; reboot(2) RB_HALT_SYSTEM
+	ActionReexec                 // the core is still running: exec a new sysinit, Handoff() to it
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionPoweroff:
+		return "poweroff"
+	case ActionReboot:
+		return "reboot"
+	case ActionHalt:
+		return "halt"
+	case ActionReexec:
+		return "reexec"
+	}
+	return "stop"
+}
+
+// Signals PID 1 answers (see docs/PID1.md). SIGRTMIN+3..5 are systemd's
+// halt/poweroff/reboot requests, honoured so that tools written for
+// systemd (and `kill -RTMIN+4 1`) work; glibc's SIGRTMIN is 34.
+const (
+	sigRTHalt     = syscall.Signal(34 + 3)
+	sigRTPoweroff = syscall.Signal(34 + 4)
+	sigRTReboot   = syscall.Signal(34 + 5)
+)
+
+// PID1Signals maps each signal to what PID 1 does on it. Outside PID 1,
+// SIGTERM and SIGINT both mean "stop" and nothing else is handled.
+var pid1Signals = map[syscall.Signal]Action{
+	unix.SIGTERM:  ActionReexec,
+	unix.SIGINT:   ActionReboot, // ctrl-alt-del, once reboot(RB_DISABLE_CAD) is set
+	unix.SIGPWR:   ActionPoweroff,
+	unix.SIGUSR2:  ActionHalt,
+	sigRTHalt:     ActionHalt,
+	sigRTPoweroff: ActionPoweroff,
+	sigRTReboot:   ActionReboot,
+}
+
+// SignalFor is the signal that asks PID 1 for a, the contract of the
+// poweroff/reboot/halt multi-call names and of the core's Shutdown API.
+func SignalFor(a Action) syscall.Signal {
+	switch a {
+	case ActionReboot:
+		return unix.SIGINT
+	case ActionHalt:
+		return unix.SIGUSR2
+	case ActionReexec:
+		return unix.SIGTERM
+	}
+	return unix.SIGPWR
+}
+
 // Run starts the core and supervises it until SIGTERM or SIGINT arrives or
 // ctx is cancelled; then it stops the core, kills and reaps every remaining
 // descendant, and returns nil. It must be called from one goroutine only,
 // once.
-func (s *Supervisor) Run(ctx context.Context) (err error) {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("sysinit: set child subreaper: %w", err)
+func (s *Supervisor) Run(ctx context.Context) error {
+	_, err := s.Serve(ctx)
+	return err
+}
+
+// Handoff is what a re-exec'd sysinit needs to adopt the running core.
+// Valid after Serve returned ActionReexec.
+func (s *Supervisor) Handoff() Handoff {
+	return Handoff{AgentPID: s.agentPID, AgentStart: s.agentStart, Records: s.table.Records(), Dropped: s.table.Dropped()}
+}
+
+// Serve is Run that also reports how it ended. Outside PID 1 that is always
+// ActionStop. As PID 1 (Config.PID1) the signals of pid1Signals and
+// Config.Requests end it: a machine action after everything was stopped,
+// or ActionReexec with the core left running. On a recovered panic it
+// shuts down and returns Config.OnFatal with an error.
+func (s *Supervisor) Serve(ctx context.Context) (act Action, err error) {
+	if !s.cfg.PID1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return ActionStop, fmt.Errorf("sysinit: set child subreaper: %w", err)
+		}
 	}
 	dn, err := os.Open(os.DevNull)
 	if err != nil {
-		return fmt.Errorf("sysinit: open %s: %w", os.DevNull, err)
+		s.log.Error("cannot open /dev/null; the core gets no stdin", "err", err)
+	} else {
+		defer dn.Close()
 	}
-	defer dn.Close()
 	s.devnull = dn
 	s.chld = make(chan os.Signal, 1) // one pending SIGCHLD is enough: reap drains all
-	s.ctl = make(chan os.Signal, 4)
+	s.ctl = make(chan os.Signal, 8)
 	signal.Notify(s.chld, unix.SIGCHLD)
-	signal.Notify(s.ctl, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	if s.cfg.PID1 {
+		for sig := range pid1Signals {
+			signal.Notify(s.ctl, sig)
+		}
+		signal.Notify(s.ctl, unix.SIGHUP)
+	} else {
+		signal.Notify(s.ctl, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	}
 	defer signal.Stop(s.chld)
 	defer signal.Stop(s.ctl)
 
@@ -140,12 +236,15 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		if r := recover(); r != nil {
 			s.log.Error("supervisor panicked; shutting down", "panic", r, "stack", string(debug.Stack()))
 			s.safeShutdown()
-			err = errPanic
+			act, err = s.cfg.OnFatal, errPanic
 		}
 	}()
 
-	s.log.Info("supervisor started", "pid", s.self, "agent", s.cfg.Agent)
-	s.startAgent()
+	s.log.Info("supervisor started", "pid", s.self, "agent", s.cfg.Agent, "pid1", s.cfg.PID1)
+	if !s.adopt() {
+		s.startAgent()
+	}
+	s.reap() // exits that happened while a previous sysinit exec'd us
 	for {
 		var restartC <-chan time.Time
 		if s.restart != nil {
@@ -155,18 +254,33 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		case <-ctx.Done():
 			s.log.Info("context done; shutting down")
 			s.shutdown()
-			return nil
+			return ActionStop, nil
 		case <-s.chld:
 			s.reap()
-		case sig := <-s.ctl:
-			switch sig {
-			case unix.SIGHUP:
-				s.forward(unix.SIGHUP)
-			case unix.SIGTERM, unix.SIGINT:
-				s.log.Info("shutting down", "signal", unix.SignalName(sig.(syscall.Signal)))
-				s.shutdown()
-				return nil
+		case a := <-s.cfg.Requests:
+			if a == ActionReexec {
+				return a, nil
 			}
+			s.log.Info("shutting down", "action", a)
+			s.shutdown()
+			return a, nil
+		case sig := <-s.ctl:
+			sn := sig.(syscall.Signal)
+			if sn == unix.SIGHUP {
+				s.forward(unix.SIGHUP)
+				continue
+			}
+			a := ActionStop
+			if s.cfg.PID1 {
+				a = pid1Signals[sn]
+			}
+			if a == ActionReexec {
+				s.log.Info("re-executing; the core keeps running", "signal", unix.SignalName(sn), "core", s.agentPID)
+				return a, nil
+			}
+			s.log.Info("shutting down", "signal", unix.SignalName(sn), "action", a)
+			s.shutdown()
+			return a, nil
 		case <-restartC:
 			s.restart = nil
 			s.startAgent()
@@ -174,14 +288,44 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	}
 }
 
+// adopt takes over the core a previous sysinit left running, if it is still
+// our child; it reports whether there is one.
+func (s *Supervisor) adopt() bool {
+	h := s.cfg.Adopt
+	if h == nil {
+		return false
+	}
+	for _, r := range h.Records {
+		s.table.Add(r)
+	}
+	if h.AgentPID <= 0 {
+		return false
+	}
+	st, err := readStat(s.cfg.Procfs, h.AgentPID)
+	if err != nil || st.PPID != s.self {
+		s.log.Warn("handed-over core is gone; starting a new one", "pid", h.AgentPID, "err", err)
+		return false
+	}
+	s.agentPID, s.agentStart = h.AgentPID, h.AgentStart
+	if s.agentStart.IsZero() {
+		s.agentStart = time.Now()
+	}
+	s.log.Info("adopted core", "pid", h.AgentPID, "records", len(h.Records))
+	return true
+}
+
 // startAgent forks and execs the core. It is not an os/exec child: nothing
 // but the reap loop may wait for it.
 func (s *Supervisor) startAgent() {
 	argv := append([]string{s.cfg.Agent}, s.cfg.AgentArgs()...)
 	out := s.cfg.Output.Fd()
+	in := out
+	if s.devnull != nil {
+		in = s.devnull.Fd()
+	}
 	pid, err := syscall.ForkExec(s.cfg.Agent, argv, &syscall.ProcAttr{
 		Env:   os.Environ(),
-		Files: []uintptr{s.devnull.Fd(), out, out},
+		Files: []uintptr{in, out, out},
 		// Its own process group: a ^C on the terminal of `make run` reaches
 		// only the supervisor, which then stops the core in order.
 		Sys: &syscall.SysProcAttr{Setpgid: true},

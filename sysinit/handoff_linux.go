@@ -1,0 +1,94 @@
+package sysinit
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// HandoffEnv names the environment variable through which a sysinit that
+// re-execs itself (SIGTERM to PID 1) tells its successor which core is
+// running and which exits it recorded: "agent=PID start=UNIXNANO
+// dropped=N fd=FD", the records being RecordSize-byte entries in the memfd
+// FD. The core keeps running across the exec, so no unit notices.
+const HandoffEnv = "CORRAL_SYSINIT_HANDOFF"
+
+// Handoff is the state a sysinit passes to the next one over exec.
+type Handoff struct {
+	AgentPID   int
+	AgentStart time.Time
+	Records    []Record
+	Dropped    uint64
+}
+
+// Export writes the records to a memfd that survives exec and returns the
+// environment entry naming it. The caller closes the file if exec fails.
+func (h Handoff) Export() (string, *os.File, error) {
+	fd, err := unix.MemfdCreate("corral-sysinit-handoff", 0) // no CLOEXEC: it is for the exec
+	if err != nil {
+		return "", nil, fmt.Errorf("handoff: memfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "corral-sysinit-handoff")
+	b := make([]byte, 0, len(h.Records)*RecordSize)
+	for _, r := range h.Records {
+		b, _ = r.AppendBinary(b)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("handoff: write: %w", err)
+	}
+	var start int64
+	if !h.AgentStart.IsZero() {
+		start = h.AgentStart.UnixNano()
+	}
+	env := fmt.Sprintf("%s=agent=%d start=%d dropped=%d fd=%d", HandoffEnv, h.AgentPID, start, h.Dropped, fd)
+	return env, f, nil
+}
+
+// ImportHandoff reads the state named by the value of HandoffEnv and closes
+// its fd, so that no core inherits it.
+func ImportHandoff(v string) (Handoff, error) {
+	var h Handoff
+	fd := -1
+	for _, kv := range strings.Fields(v) {
+		k, val, _ := strings.Cut(kv, "=")
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil {
+			return h, fmt.Errorf("handoff %q: %s: %w", v, k, err)
+		}
+		switch k {
+		case "agent":
+			h.AgentPID = int(n)
+		case "start":
+			if n != 0 {
+				h.AgentStart = time.Unix(0, n)
+			}
+		case "dropped":
+			h.Dropped = uint64(n)
+		case "fd":
+			fd = int(n)
+		}
+	}
+	if fd < 0 {
+		return h, nil
+	}
+	f := os.NewFile(uintptr(fd), "corral-sysinit-handoff")
+	defer f.Close()
+	unix.CloseOnExec(fd)
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
+	if err != nil {
+		return h, fmt.Errorf("handoff: read fd %d: %w", fd, err)
+	}
+	for len(b) >= RecordSize {
+		var r Record
+		r.UnmarshalBinary(b)
+		h.Records = append(h.Records, r)
+		b = b[RecordSize:]
+	}
+	return h, nil
+}
