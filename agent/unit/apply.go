@@ -59,6 +59,10 @@ func (a *applier) table(section string) map[string]directive {
 		if a.u.Type == TypeSlice {
 			return sliceDirectives
 		}
+	case "Mount":
+		if a.u.Type == TypeMount {
+			return mountDirectives
+		}
 	}
 	return nil
 }

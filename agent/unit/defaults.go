@@ -44,6 +44,8 @@ func newUnit(name string) *Unit {
 		}
 	case TypeSlice:
 		u.Slice = &Slice{}
+	case TypeMount:
+		u.Mount = &Mount{DirectoryMode: 0o755, TimeoutSec: 90 * time.Second}
 	}
 	return u
 }
@@ -127,6 +129,8 @@ func (a *applier) finalize() error {
 		if k.Slice == "" {
 			k.Slice = "system.slice"
 		}
+	case u.Mount != nil:
+		return a.finalizeMount()
 	}
 	return nil
 }

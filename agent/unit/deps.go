@@ -88,6 +88,18 @@ func implicitDeps(u *Unit) {
 		if u.DefaultDependencies {
 			two(Conflicts, Before, "shutdown.target")
 		}
+	case TypeMount:
+		// systemd.mount(5): local mounts sit between local-fs-pre.target
+		// and local-fs.target; all are unmounted by umount.target. (Order
+		// after parent mounts comes from whoever knows which mount units
+		// exist: the fstab generator writes it explicitly.)
+		if u.DefaultDependencies {
+			two(Conflicts, Before, "umount.target")
+			if !isNetworkMount(u.Mount) {
+				addDep(u, After, "local-fs-pre.target")
+				addDep(u, Before, "local-fs.target")
+			}
+		}
 	case TypeTimer, TypePath:
 		if u.DefaultDependencies {
 			two(Requires, After, "sysinit.target")
@@ -185,4 +197,28 @@ func FillInverse(units []*Unit) {
 			}
 		}
 	}
+}
+
+// isNetworkMount reports whether a mount needs the network (systemd's
+// fstype_is_network plus the _netdev option), which puts it under
+// remote-fs.target instead of local-fs.target.
+func isNetworkMount(m *Mount) bool {
+	if m == nil {
+		return false
+	}
+	for _, o := range strings.Split(m.Options, ",") {
+		if o == "_netdev" {
+			return true
+		}
+	}
+	return IsNetworkFS(m.Type)
+}
+
+// IsNetworkFS reports whether a filesystem type is a network filesystem.
+func IsNetworkFS(fstype string) bool {
+	switch strings.TrimPrefix(fstype, "fuse.") {
+	case "afs", "ceph", "cifs", "smb3", "smbfs", "sshfs", "ncpfs", "ncp", "nfs", "nfs4", "gfs", "gfs2", "glusterfs", "pvfs2", "ocfs2", "lustre", "davfs":
+		return true
+	}
+	return false
 }

@@ -190,6 +190,7 @@ type Unit struct {
 	Service *Service
 	Socket  *Socket
 	Slice   *Slice // only Resources; targets have no section of their own
+	Mount   *Mount
 }
 
 // DepsOf is a nil-safe accessor used by the job engine.
@@ -459,6 +460,23 @@ type Socket struct {
 // Slice is the [Slice] section.
 type Slice struct {
 	Resources Resources
+}
+
+// Mount is the [Mount] section (systemd.mount(5)). Options stays the raw
+// comma-separated string: the runtime splits it into mount(2) flags and
+// filesystem data, because which options are flags is the kernel's business,
+// not the parser's.
+type Mount struct {
+	What          string
+	Where         string // absolute, cleaned; must match the unit name
+	Type          string // "" = let the kernel probe (mount(8) would try /etc/filesystems)
+	Options       string
+	SloppyOptions bool
+	LazyUnmount   bool
+	ForceUnmount  bool
+	ReadWriteOnly bool
+	DirectoryMode uint32        // for creating Where= and its parents, default 0755
+	TimeoutSec    time.Duration // default 90s
 }
 
 // Resources is the resource-control part of a unit (systemd.resource-control(5)),
