@@ -8,7 +8,7 @@
 # spec passes except the one that pulls an image by a public digest, which no
 # offline registry can serve; any other failure makes the script exit 1.
 # Compare runs by that rule rather than by pass count: a few NRI specs skip
-# themselves depending on timing, so 125 or 126 specs run.
+# themselves depending on timing, so 124 to 126 specs run.
 #
 # Environment: CRITEST_PARALLEL (default 4), CRITEST_ARGS (extra flags),
 # SMOKE_KEEP=1 keeps the scratch directory for inspection.
