@@ -27,27 +27,35 @@ type Handoff struct {
 }
 
 // Export writes the records to a memfd that survives exec and returns the
-// environment entry naming it. The caller closes the file if exec fails.
-func (h Handoff) Export() (string, *os.File, error) {
+// environment entry naming it, and the fd, which the caller closes if exec
+// fails. A raw fd rather than an *os.File: the next process owns it, and no
+// finalizer may close it behind anyone's back.
+func (h Handoff) Export() (string, int, error) {
 	fd, err := unix.MemfdCreate("corral-sysinit-handoff", 0) // no CLOEXEC: it is for the exec
 	if err != nil {
-		return "", nil, fmt.Errorf("handoff: memfd: %w", err)
+		return "", -1, fmt.Errorf("handoff: memfd: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "corral-sysinit-handoff")
 	b := make([]byte, 0, len(h.Records)*RecordSize)
 	for _, r := range h.Records {
 		b, _ = r.AppendBinary(b)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return "", nil, fmt.Errorf("handoff: write: %w", err)
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return "", -1, fmt.Errorf("handoff: write: %w", err)
+		}
+		b = b[n:]
 	}
 	var start int64
 	if !h.AgentStart.IsZero() {
 		start = h.AgentStart.UnixNano()
 	}
 	env := fmt.Sprintf("%s=agent=%d start=%d dropped=%d fd=%d", HandoffEnv, h.AgentPID, start, h.Dropped, fd)
-	return env, f, nil
+	return env, fd, nil
 }
 
 // ImportHandoff reads the state named by the value of HandoffEnv and closes

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,20 +21,14 @@ func RebootCmd(a Action) int {
 }
 
 // Finish is the end of every shutdown once no process but us is left:
-// swap off, sync, unmount everything (lazily, and read-only where a device
+// sync, unmount everything (lazily, and read-only where a device
 // is behind it, when busy), remount / read-only, sync again. Every error is
 // logged and the sequence goes on: whatever can be saved is saved.
-// The caller then calls reboot(2).
+// The caller then calls reboot(2). Swap is left on: nothing on it
+// outlives the machine, and swapoff would have to page it all back in.
 func Finish(log *slog.Logger) {
 	log.Info("syncing filesystems")
 	syncTimeout(log, 10*time.Second)
-	if b, err := os.ReadFile("/proc/swaps"); err == nil {
-		for _, s := range ParseSwaps(string(b)) {
-			if err := swapoff(s); err != nil {
-				log.Warn("swapoff", "path", s, "err", err)
-			}
-		}
-	}
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		log.Error("cannot list mounts; only remounting / read-only", "err", err)
@@ -80,15 +73,4 @@ func syncTimeout(log *slog.Logger, d time.Duration) {
 	case <-time.After(d):
 		log.Error("sync timed out", "timeout", d)
 	}
-}
-
-func swapoff(path string) error {
-	p, err := unix.BytePtrFromString(path)
-	if err != nil {
-		return err
-	}
-	if _, _, e := unix.Syscall(unix.SYS_SWAPOFF, uintptr(unsafe.Pointer(p)), 0, 0); e != 0 {
-		return e
-	}
-	return nil
 }

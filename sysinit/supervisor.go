@@ -483,3 +483,12 @@ func (s *Supervisor) waitFor(d time.Duration, cond func() bool) bool {
 		}
 	}
 }
+
+// KillAll is the end of a PID 1 that has no supervisor loop to stop things
+// in order (a fatal error in early boot or around a re-exec): SIGTERM to
+// every process but us, SIGKILL to what is left after cfg.KillTimeout.
+func KillAll(cfg Config) {
+	s := New(cfg)
+	s.killDescendants()
+	s.reap()
+}

@@ -71,16 +71,3 @@ func UnmountOrder(mounts []MountPoint) []MountPoint {
 	}
 	return out
 }
-
-// ParseSwaps returns the swap devices and files in /proc/swaps.
-func ParseSwaps(s string) []string {
-	var out []string
-	for i, l := range strings.Split(s, "\n") {
-		f := strings.Fields(l)
-		if i == 0 || len(f) == 0 {
-			continue
-		}
-		out = append(out, unescapeOctal(f[0]))
-	}
-	return out
-}

@@ -1,5 +1,5 @@
 // Command corral is the small binary of Corral: the supervisor (`corral
-// init`, later PID 1) and the exec trampoline for spawned processes. It
+// init`, and PID 1) and the exec trampoline for spawned processes. It
 // imports only the standard library, golang.org/x/sys and Corral packages
 // that do the same (enforced by TestDeps), because whatever it links costs
 // memory on every node before anything runs. Everything else lives in
@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	"corral.io/corral/agent/proc"
 	"corral.io/corral/sysinit"
@@ -43,6 +42,15 @@ func run(args []string) (code int) {
 	if os.Getpid() == 1 {
 		return pid1(log, args)
 	}
+	if len(args) > 0 {
+		if a, ok := multiCall(args[0]); ok {
+			if err := askInit(syscall.Kill, a); err != nil {
+				os.Stderr.WriteString(filepath.Base(args[0]) + ": signal PID 1: " + err.Error() + "\n")
+				return 1
+			}
+			return 0
+		}
+	}
 	if len(args) < 2 {
 		usage()
 		return 2
@@ -66,18 +74,9 @@ func usage() {
   corral init --root DIR [--unit-dir DIR]... [--agent PATH] [--cgroup-root NAME]
               [--log-level LEVEL] [--stop-timeout DURATION] [--default-target UNIT]
   corral agent ARGS...      exec corral-agent (next to this binary) with ARGS
+  poweroff | reboot | halt  (as argv[0], via symlinks) ask PID 1 to do so
+As PID 1 (init=/usr/sbin/corral) it boots the machine: see docs/PID1.md.
 `)
-}
-
-// pid1 is the seam for running as the machine's init: early mounts,
-// hostname, ctrl-alt-del, reboot(2). It comes in a later issue; until then
-// we refuse rather than half-work, since returning from PID 1 panics the
-// kernel.
-func pid1(log *slog.Logger, _ []string) int {
-	log.Error("running as PID 1 is not implemented yet")
-	for {
-		time.Sleep(time.Hour) // never return: exiting PID 1 panics the kernel
-	}
 }
 
 // stringList is a repeatable string flag.
