@@ -168,7 +168,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.AddCommand(
 		isolateCmd(a), statusCmd(a), showCmd(a), catCmd(a), listUnitsCmd(a), listJobsCmd(a),
 		cancelCmd(a), isActiveCmd(a), isFailedCmd(a), isEnabledCmd(a),
-		daemonReloadCmd(a), resetFailedCmd(a), killCmd(a), logsCmd(a), versionCmd(a),
+		daemonReloadCmd(a), resetFailedCmd(a), killCmd(a), logsCmd(a), versionCmd(a), imageCmd(a),
 	)
 	root.AddCommand(unitFileCmds(a)...)
 	return root

@@ -35,6 +35,7 @@ var (
 	registry struct {
 		once  sync.Once
 		certs string // certs.d with mirror files for every public registry
+		addr  string // host:port it serves on
 		err   error
 	}
 )
@@ -111,8 +112,9 @@ func certsDir(t *testing.T) string {
 			return
 		}
 		for i := 0; i < 1200; i++ {
-			if fi, err := os.Stat(addr); err == nil && fi.Size() > 0 {
+			if b, err := os.ReadFile(addr); err == nil && len(b) > 0 {
 				registry.certs = filepath.Join(dir, "certs.d")
+				registry.addr = strings.TrimSpace(string(b))
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
