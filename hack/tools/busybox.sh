@@ -10,6 +10,7 @@ source "$(dirname "$0")/lib.sh"
 
 BUSYBOX_VERSION=${BUSYBOX_VERSION:-1.35.0}
 dir=$(cache_dir busybox "$BUSYBOX_VERSION")
+lock_dir "$dir"
 if cached "$dir"; then
 	echo "$dir/busybox"
 	exit 0

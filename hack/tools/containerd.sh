@@ -15,6 +15,7 @@ RUNC_VERSION=${RUNC_VERSION:-1.5.3}
 apt_ensure containernetworking-plugins iptables
 
 rdir=$(cache_dir runc "$RUNC_VERSION")
+lock_dir "$rdir"
 if ! cached "$rdir"; then
 	apt_ensure libseccomp-dev gcc pkg-config
 	build_start "$rdir"
@@ -27,6 +28,7 @@ if ! cached "$rdir"; then
 fi
 
 dir=$(cache_dir containerd "$CONTAINERD_VERSION")
+lock_dir "$dir"
 if ! cached "$dir"; then
 	build_start "$dir"
 	log "building containerd v$CONTAINERD_VERSION (about 3 minutes on 2 cores)"

@@ -5,6 +5,7 @@ source "$(dirname "$0")/lib.sh"
 
 CRICTL_VERSION=${CRICTL_VERSION:-1.37.0}
 dir=$(cache_dir crictl "$CRICTL_VERSION")
+lock_dir "$dir"
 if ! cached "$dir"; then
 	build_start "$dir"
 	log "building crictl v$CRICTL_VERSION"

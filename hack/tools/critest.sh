@@ -12,6 +12,7 @@ source "$(dirname "$0")/lib.sh"
 CRITEST_VERSION=${CRITEST_VERSION:-1.37.0}
 GINKGO_VERSION=${GINKGO_VERSION:-2.32.1}
 dir=$(cache_dir critest "$CRITEST_VERSION")
+lock_dir "$dir"
 if ! cached "$dir"; then
 	build_start "$dir"
 	work=$(mktemp -d)
@@ -22,7 +23,8 @@ if ! cached "$dir"; then
 	GOFLAGS= go get "sigs.k8s.io/cri-tools@v$CRITEST_VERSION" >&2
 	# -mod=mod lets `go test -c` record the test-only dependencies of critest
 	# (ginkgo, gomega, ...) that a plain `go get` does not list.
-	GOFLAGS=-mod=mod CGO_ENABLED=0 go test -c -trimpath -ldflags "-s -w" \
+	GOFLAGS=-mod=mod CGO_ENABLED=0 go test -c -trimpath \
+		-ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRITEST_VERSION" \
 		-o "$dir/critest" sigs.k8s.io/cri-tools/cmd/critest >&2
 	log "building ginkgo v$GINKGO_VERSION"
 	(cd / && GOFLAGS= CGO_ENABLED=0 GOBIN="$dir" go install -trimpath -ldflags "-s -w" \

@@ -15,6 +15,7 @@ cd "$REPO_ROOT"
 srcs=(test/tools/imgreg/*.go test/tools/pause/*.go test/tools/websrv/*.go test/tools/nnp/nnp.c)
 key=$({ cat "${srcs[@]}"; grep 'go-containerregistry ' go.mod; } | sha256sum | cut -c1-12)
 dir=$(cache_dir images "$key")
+lock_dir "$dir"
 if ! cached "$dir"; then
 	apt_ensure gcc libc6-dev
 	build_start "$dir"

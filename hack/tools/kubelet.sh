@@ -11,6 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 KUBELET_VERSION=${KUBELET_VERSION:-1.37.2}
 dir=$(cache_dir kubelet "$KUBELET_VERSION")
+lock_dir "$dir"
 out=$dir/kubelet
 if cached "$dir"; then
 	echo "$out"

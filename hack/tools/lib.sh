@@ -20,6 +20,17 @@ die() { log "error: $*"; exit 1; }
 # cache_dir TOOL VERSION prints the cache directory of one tool version.
 cache_dir() { printf '%s/%s-%s\n' "$CORRAL_TOOLS_CACHE" "$1" "$2"; }
 
+# lock_dir DIR holds an exclusive lock on DIR's build for the rest of the
+# script: `go test ./...` runs packages in parallel, so two tests may ask for
+# the same tool on a fresh machine, and the second must wait for the first
+# build rather than race it. Call it in the script's own shell, not in $(...).
+lock_dir() {
+	local fd
+	mkdir -p "$(dirname "$1")"
+	exec {fd}>"$1.lock"
+	flock "$fd"
+}
+
 # cached DIR succeeds when DIR holds a completed build.
 cached() { [ -f "$1/.done" ]; }
 
@@ -49,9 +60,12 @@ apt_ensure() {
 	[ ${#need[@]} -eq 0 ] && return 0
 	log "apt-get install ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -qq "${need[@]}" >&2 || {
-		apt-get update -qq >&2
-		apt-get install -y -qq "${need[@]}" >&2
+	# Wait for a concurrent apt/dpkg (another tool script, deps.sh) instead
+	# of failing on its lock.
+	local apt=(apt-get -o DPkg::Lock::Timeout=300 -y -qq)
+	"${apt[@]}" install "${need[@]}" >&2 || {
+		"${apt[@]}" update >&2
+		"${apt[@]}" install "${need[@]}" >&2
 	}
 }
 

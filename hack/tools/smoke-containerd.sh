@@ -35,7 +35,7 @@ reg_pid= ctd_pid=
 shim_pids() {
 	local f cmd
 	for f in /proc/[0-9]*/cmdline; do
-		cmd=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+		cmd=$({ tr '\0' ' ' <"$f"; } 2>/dev/null) || continue
 		[[ $cmd == *containerd-shim*"$work/containerd.sock"* ]] && echo "${f//[^0-9]/}"
 	done
 	return 0
