@@ -36,7 +36,7 @@ type fakeCRI struct {
 	gotImageH  []string // PullImage runtime_handler
 	fail       error    // returned by every pod/container call when set
 	events     chan *runtimeapi.ContainerEventResponse
-	srv        *grpc.Server
+	features   map[string]*runtimeapi.RuntimeHandlerFeatures // by remote handler name
 }
 
 func (f *fakeCRI) Status(context.Context, *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
@@ -46,9 +46,11 @@ func (f *fakeCRI) Status(context.Context, *runtimeapi.StatusRequest) (*runtimeap
 		{Type: runtimeapi.RuntimeReady, Status: f.ready, Reason: map[bool]string{false: "FakeNotReady"}[f.ready], Message: "fake says so"},
 		{Type: runtimeapi.NetworkReady, Status: true},
 	}}}
+	st.RuntimeHandlers = append(st.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: f.features[""]})
 	for _, h := range f.handlers {
-		st.RuntimeHandlers = append(st.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: h})
+		st.RuntimeHandlers = append(st.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: h, Features: f.features[h]})
 	}
+	st.Features = &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true}
 	return st, nil
 }
 
@@ -357,5 +359,28 @@ func TestNewRejects(t *testing.T) {
 	defer b.Close()
 	if b.Address() != "/var/run/isulad.sock" {
 		t.Errorf("isulad default address = %q", b.Address())
+	}
+}
+
+func TestFeaturesOfTheMappedHandler(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "cri.sock")
+	f := newFake("runc")
+	f.features = map[string]*runtimeapi.RuntimeHandlerFeatures{
+		"":     {RecursiveReadOnlyMounts: true},
+		"runc": {RecursiveReadOnlyMounts: true, UserNamespaces: true},
+	}
+	f.serve(t, sock)
+	for _, tc := range []struct {
+		handler string
+		userns  bool
+	}{{"runc", true}, {"isulad", false}} {
+		b := newBackend(t, KindContainerd, tc.handler, sock)
+		hf, rf, err := b.Features(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hf.GetRecursiveReadOnlyMounts() || hf.GetUserNamespaces() != tc.userns || !rf.GetSupplementalGroupsPolicy() {
+			t.Errorf("handler %s: features %v %v", tc.handler, hf, rf)
+		}
 	}
 }
