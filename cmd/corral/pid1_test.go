@@ -237,6 +237,10 @@ func TestPID1BootReapRestartReexecPoweroff(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // settle before measuring, not a timing assertion
 	t.Logf("idle RSS of PID-1 sysinit: %d KiB", rssKiB(n.cmd.Process.Pid))
+	if os.Getenv("PID1_SMAPS") != "" {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(n.cmd.Process.Pid) + "/smaps_rollup")
+		t.Logf("smaps_rollup:\n%s", b)
+	}
 
 	// Every orphan is reaped: afterwards init's only child is the core (the
 	// service is the core's child), and re-parented zombies would stay
