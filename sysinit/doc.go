@@ -1,5 +1,7 @@
 // Package sysinit is Corral's supervisor: the process behind `corral init`
-// (and, in a later issue, PID 1). It is deliberately tiny and imports only
+// and, as PID 1, the machine's init (early mounts, console, command line,
+// power button, re-exec, shutdown to reboot(2); see docs/PID1.md, and
+// cmd/corral/pid1_linux.go for the order in which the pieces run). It is deliberately tiny and imports only
 // the standard library and golang.org/x/sys, because everything it links is
 // paid for in memory and start-up time before the machine does anything, and
 // because a panic here takes the whole node down.
@@ -20,7 +22,7 @@
 //	|                      | at once the first time, then 10 ms doubling to 1 s while it crashes within |
 //	|                      | 1 s of start; the backoff resets once it has run for 10 s                  |
 //	| core output          | the core's stdout and stderr are the supervisor's stderr                   |
-//	| SIGTERM, SIGINT      | orderly shutdown: SIGTERM the core, SIGKILL it after StopTimeout, then     |
+//	| SIGTERM, SIGINT      | (not PID 1; as PID 1 see pid1Signals) orderly shutdown: SIGTERM the core, SIGKILL it after StopTimeout, then     |
 //	|                      | SIGTERM (SIGKILL after 5 s) every remaining descendant found in /proc,     |
 //	|                      | reap them all, return nil                                                  |
 //	| SIGHUP               | forwarded to the core (daemon-reload convention)                           |
