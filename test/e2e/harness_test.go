@@ -35,6 +35,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	repoRoot = filepath.Join(wd, "..", "..")
+	if b := os.Getenv("E2E_BIN"); b != "" {
+		// Prebuilt binaries (e.g. of another tree, to try a fix).
+		bin = b
+		os.Exit(m.Run())
+	}
 	// Not /tmp: other tests on these machines have been seen to empty it.
 	dir, err := os.MkdirTemp("/var/tmp", "corral-e2e-bin-")
 	if err != nil {
@@ -124,6 +129,22 @@ type node struct {
 // and starts the supervisor, returning once the CRI socket answers.
 func startNode(t *testing.T, config string) *node {
 	t.Helper()
+	return startNodeWith(t, nodeOptions{config: config})
+}
+
+type nodeOptions struct {
+	config string
+	// ownMountNS runs the supervisor (and so every native container) in a
+	// mount namespace of the test's own, made rshared, with the given files
+	// bind-mounted over host paths (target → source). Clients that must see
+	// the same mounts run through node.inNS.
+	ownMountNS bool
+	binds      map[string]string
+}
+
+func startNodeWith(t *testing.T, o nodeOptions) *node {
+	t.Helper()
+	config := o.config
 	root := scratch(t, "root")
 	n := &node{t: t, root: root, cgroup: fmt.Sprintf("corral-e2e-%d-%d", os.Getpid(), seq.Add(1)),
 		sock: filepath.Join(root, "run", "corral", "cri.sock"), out: &syncBuffer{}, exited: make(chan struct{})}
@@ -134,7 +155,19 @@ func startNode(t *testing.T, config string) *node {
 			t.Fatal(err)
 		}
 	}
-	n.cmd = exec.Command(filepath.Join(bin, "corral"), "init", "--root", root, "--cgroup-root", n.cgroup, "--default-target", "")
+	argv := []string{filepath.Join(bin, "corral"), "init", "--root", root, "--cgroup-root", n.cgroup, "--default-target", ""}
+	if o.ownMountNS {
+		// unshare copies the host's mounts into a new namespace, private
+		// (the host's / is private here); making it rshared there does not
+		// touch the host's. exec keeps the supervisor's PID = our child's.
+		script := "set -e; mount --make-rshared /\n"
+		for target, source := range o.binds {
+			script += fmt.Sprintf("mount --bind %q %q\n", source, target)
+		}
+		script += `exec "$@"`
+		argv = append([]string{"unshare", "--mount", "--propagation", "unchanged", "--", "/bin/sh", "-c", script, "sh"}, argv...)
+	}
+	n.cmd = exec.Command(argv[0], argv[1:]...)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := n.cmd.Start(); err != nil {
@@ -152,6 +185,12 @@ func startNode(t *testing.T, config string) *node {
 		return err
 	})
 	return n
+}
+
+// inNS wraps a command so it runs in the supervisor's mount namespace
+// (for nodes started with ownMountNS).
+func (n *node) inNS(argv ...string) []string {
+	return append([]string{"nsenter", "--mount=/proc/" + fmt.Sprint(n.cmd.Process.Pid) + "/ns/mnt", "--"}, argv...)
 }
 
 // stop shuts the supervisor down in order and removes our cgroups.

@@ -1,0 +1,313 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// kubeletSysctls are the kernel settings kubelet changes at start
+// (setupKernelTunables); the test puts them back.
+var kubeletSysctls = []string{
+	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
+}
+
+const tickerManifest = `apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+  namespace: default
+  annotations:
+    corral.io/runtime: native
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: tick
+    image: localhost/corral/host:latest
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c", "while true; do echo tick; sleep 1; done"]
+`
+
+// TestKubeletStaticPod runs the real kubelet v1.37.2 standalone against a
+// Corral of its own: a static pod for the native runtime becomes Running and
+// Ready in kubelet's /pods, its container is a Corral unit, its logs land in
+// kubelet's pod log files, and removing the manifest tears it down.
+func TestKubeletStaticPod(t *testing.T) {
+	kubelet := tool(t, "kubelet")
+	dir := scratch(t, "kubelet")
+	cni := newCNINet(t, dir)
+	n := startNode(t, cni.config())
+	restoreKubeletLeftovers(t)
+
+	manifests := filepath.Join(dir, "manifests")
+	podLogs := filepath.Join(dir, "podlogs")
+	rootDir := filepath.Join(dir, "root")
+	for _, d := range []string{manifests, podLogs, rootDir} {
+		os.MkdirAll(d, 0o755)
+	}
+	port, roPort, healthz := freePort(t), freePort(t), freePort(t)
+	nodeName := fmt.Sprintf("corral-e2e-%d", os.Getpid())
+	ep := "unix://" + n.sock
+	cfg := writeFile(t, dir, "kubelet.yaml", fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+containerRuntimeEndpoint: %s
+imageServiceEndpoint: %s
+staticPodPath: %s
+podLogsDir: %s
+volumePluginDir: %s
+fileCheckFrequency: 1s
+syncFrequency: 5s
+address: 127.0.0.1
+port: %d
+readOnlyPort: %d
+healthzBindAddress: 127.0.0.1
+healthzPort: %d
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization:
+  mode: AlwaysAllow
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: "100Mi"
+  nodefs.available: "1%%"
+  imagefs.available: "1%%"
+`, ep, ep, manifests, podLogs, filepath.Join(dir, "volume-plugins"), port, roPort, healthz))
+
+	klog, err := os.Create(filepath.Join(dir, "kubelet.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer klog.Close()
+	kl := exec.Command(kubelet, "--config", cfg, "--root-dir", rootDir, "--hostname-override", nodeName, "--v", "2")
+	kl.Stdout, kl.Stderr = klog, klog
+	kl.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := kl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	klDone := make(chan struct{})
+	go func() { kl.Wait(); close(klDone) }()
+	// Cleanups run last-in first-out: kubelet stops before Corral does.
+	t.Cleanup(func() {
+		kl.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-klDone:
+		case <-time.After(30 * time.Second):
+			kl.Process.Kill()
+			<-klDone
+		}
+		if t.Failed() {
+			data, _ := os.ReadFile(filepath.Join(dir, "kubelet.log"))
+			t.Logf("kubelet log (tail):\n%s", tail(string(data), 60))
+		}
+		keep := filepath.Join(resultsDir(t), "kubelet-"+time.Now().UTC().Format("20060102T150405Z")+".log")
+		if data, err := os.ReadFile(filepath.Join(dir, "kubelet.log")); err == nil {
+			os.WriteFile(keep, data, 0o644)
+		}
+	})
+
+	eventually(t, "kubelet healthz", 60*time.Second, func() error {
+		select {
+		case <-klDone:
+			data, _ := os.ReadFile(filepath.Join(dir, "kubelet.log"))
+			t.Fatalf("kubelet exited:\n%s", tail(string(data), 40))
+		default:
+		}
+		_, err := getBody(fmt.Sprintf("http://127.0.0.1:%d/healthz", healthz))
+		return err
+	})
+
+	// Drop the manifest atomically: kubelet must never read half a file.
+	tmp := filepath.Join(manifests, ".ticker.yaml.tmp")
+	writeFile(t, manifests, ".ticker.yaml.tmp", tickerManifest)
+	if err := os.Rename(tmp, filepath.Join(manifests, "ticker.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+
+	podsURL := fmt.Sprintf("http://127.0.0.1:%d/pods", roPort)
+	var pod kubePod
+	eventually(t, "static pod Running and Ready in kubelet's /pods", 90*time.Second, func() error {
+		p, err := findPod(podsURL, "ticker-"+nodeName)
+		if err != nil {
+			return err
+		}
+		pod = p
+		if p.Status.Phase != "Running" {
+			return fmt.Errorf("phase %q", p.Status.Phase)
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == "Ready" && c.Status == "True" {
+				return nil
+			}
+		}
+		return fmt.Errorf("not Ready: %+v", p.Status.Conditions)
+	})
+	t.Logf("manifest → Running/Ready in kubelet's /pods: %s", time.Since(t0).Round(10*time.Millisecond))
+	if len(pod.Status.ContainerStatuses) != 1 || !strings.HasPrefix(pod.Status.ContainerStatuses[0].ContainerID, "corral://") {
+		t.Errorf("container statuses = %+v, want one container with a corral:// ID", pod.Status.ContainerStatuses)
+	}
+
+	// The container is a unit of Corral's unit engine.
+	ctrIDs := n.must("ps", "-q", "--name", "^tick$", "--state", "Running")
+	if len(strings.Fields(ctrIDs)) != 1 {
+		t.Fatalf("crictl ps for the tick container = %q", ctrIDs)
+	}
+	unit := containerUnit(t, n, ctrIDs)
+
+	// Logs: kubelet's own pod log files, in its format.
+	var logFile string
+	eventually(t, "the container log file in podLogsDir", 20*time.Second, func() error {
+		m, _ := filepath.Glob(filepath.Join(podLogs, "default_ticker-"+nodeName+"_*", "tick", "*.log"))
+		if len(m) == 0 {
+			return fmt.Errorf("no log file under %s", podLogs)
+		}
+		data, err := os.ReadFile(m[0])
+		if err != nil {
+			return err
+		}
+		if strings.Count(string(data), " stdout F tick\n") < 2 {
+			return fmt.Errorf("%s: %q", m[0], data)
+		}
+		logFile = m[0]
+		return nil
+	})
+	checkKubeletLog(t, logFile, map[string]string{"stdout": "tick"})
+	// ... and kubelet serves them back over its API.
+	logs, err := getBody(fmt.Sprintf("http://127.0.0.1:%d/containerLogs/default/ticker-%s/tick", port, nodeName))
+	if err != nil || !strings.Contains(logs, "tick\n") {
+		t.Errorf("kubelet containerLogs = %q, %v", logs, err)
+	}
+
+	// Removing the manifest tears the pod down: the container unit and the
+	// sandbox go away.
+	os.Remove(filepath.Join(manifests, "ticker.yaml"))
+	t0 = time.Now()
+	eventually(t, "container unit gone after the manifest is removed", 60*time.Second, func() error {
+		out, err := n.ctl("list-units", "--all")
+		if err != nil {
+			return err
+		}
+		if strings.Contains(out, unit) {
+			return fmt.Errorf("%s still listed", unit)
+		}
+		return nil
+	})
+	t.Logf("manifest removed → container unit gone: %s", time.Since(t0).Round(10*time.Millisecond))
+	eventually(t, "no containers in Corral", 60*time.Second, func() error {
+		if out := n.must("ps", "-a", "-q"); out != "" {
+			return fmt.Errorf("crictl ps -a = %q", out)
+		}
+		return nil
+	})
+	eventually(t, "pod gone from kubelet's /pods", 60*time.Second, func() error {
+		if _, err := findPod(podsURL, "ticker-"+nodeName); err == nil {
+			return fmt.Errorf("still listed")
+		}
+		return nil
+	})
+}
+
+type kubePod struct {
+	Metadata struct{ Name string } `json:"metadata"`
+	Status   struct {
+		Phase      string `json:"phase"`
+		Conditions []struct {
+			Type, Status string
+		} `json:"conditions"`
+		ContainerStatuses []struct {
+			Name        string `json:"name"`
+			ContainerID string `json:"containerID"`
+			Ready       bool   `json:"ready"`
+		} `json:"containerStatuses"`
+	} `json:"status"`
+}
+
+func findPod(url, name string) (kubePod, error) {
+	body, err := getBody(url)
+	if err != nil {
+		return kubePod{}, err
+	}
+	var list struct{ Items []kubePod }
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		return kubePod{}, fmt.Errorf("%s: %w", url, err)
+	}
+	for _, p := range list.Items {
+		if p.Metadata.Name == name {
+			return p, nil
+		}
+	}
+	return kubePod{}, fmt.Errorf("pod %s not in %s (%d pods)", name, url, len(list.Items))
+}
+
+func getBody(url string) (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), err
+}
+
+// restoreKubeletLeftovers undoes, at the end of the test, what kubelet
+// changes outside its root dir: the sysctls it tunes, the kubepods cgroups
+// it creates at the top of every hierarchy, and /var/lib/kubelet (its
+// device-plugin socket dir is fixed) when that did not exist before. The
+// root dir's self bind mount goes with the scratch dir's unmount.
+func restoreKubeletLeftovers(t *testing.T) {
+	saved := map[string]string{}
+	for _, k := range kubeletSysctls {
+		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
+			saved[k] = strings.TrimSpace(string(b))
+		}
+	}
+	var newCgroups []string
+	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range hier {
+		if _, err := os.Stat(filepath.Join(h, "kubepods")); err != nil {
+			newCgroups = append(newCgroups, filepath.Join(h, "kubepods"))
+		}
+	}
+	_, err := os.Stat("/var/lib/kubelet")
+	varLibExisted := err == nil
+	_, err = os.Stat("/var/lib/kubelet/device-plugins")
+	devPluginsExisted := err == nil
+	t.Cleanup(func() {
+		for k, v := range saved {
+			if err := os.WriteFile("/proc/sys/"+k, []byte(v), 0o644); err != nil {
+				t.Errorf("restore sysctl %s=%s: %v", k, v, err)
+			}
+		}
+		for _, c := range newCgroups {
+			removeTree(c)
+		}
+		if !devPluginsExisted {
+			os.RemoveAll("/var/lib/kubelet/device-plugins")
+		}
+		if !varLibExisted {
+			unmountUnder("/var/lib/kubelet")
+			os.RemoveAll("/var/lib/kubelet")
+		}
+	})
+}
