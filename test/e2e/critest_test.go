@@ -20,6 +20,15 @@ import (
 // step. Any other failing spec fails TestCritestNative.
 var knownFailures = map[string]string{}
 
+// hostDamaging are specs skipped because, on a runtime whose rootfs is the
+// host's, a missing protection changes the machine itself: the seccomp
+// localhost spec runs `chmod 400 /` and expects seccomp to refuse it (on
+// this machine it once left / mode 0400, and every non-root process
+// failed). docs/CONFORMANCE.md lists them.
+var hostDamaging = []string{
+	`should support seccomp localhost profile on the container`,
+}
+
 // minPassed is the pass count recorded in docs/CONFORMANCE.md; a run that
 // passes fewer specs is a regression even if every failure is "known".
 const minPassed = 0
@@ -56,7 +65,8 @@ func TestCritestNative(t *testing.T) {
 		parallel = "4"
 	}
 	argv := n.inNS(critest, "--runtime-endpoint", ep, "--image-endpoint", ep,
-		"-runtime-handler", "native", "-test-images-file", images, "-parallel", parallel)
+		"-runtime-handler", "native", "-test-images-file", images, "-parallel", parallel,
+		"-ginkgo.skip", strings.Join(hostDamaging, "|"))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// critest re-executes itself through the ginkgo CLI next to it, and
 	// writes its report files into the working directory.

@@ -122,7 +122,9 @@ type node struct {
 	sock   string // unix path of cri.sock
 	cmd    *exec.Cmd
 	out    *syncBuffer
-	exited chan struct{}
+	// hostname is the machine's, which the node's UTS namespace starts with.
+	hostname string
+	exited   chan struct{}
 }
 
 // startNode writes <root>/etc/corral/corral.toml (when config is not empty)
@@ -156,17 +158,25 @@ func startNodeWith(t *testing.T, o nodeOptions) *node {
 		}
 	}
 	argv := []string{filepath.Join(bin, "corral"), "init", "--root", root, "--cgroup-root", n.cgroup, "--default-target", ""}
+	// Every node gets a UTS namespace of its own: a native pod that sets
+	// its hostname in the wrong namespace must not rename the machine (it
+	// did). stop() checks the node's hostname is still the host's.
+	script := ""
+	flags := []string{"--uts"}
 	if o.ownMountNS {
 		// unshare copies the host's mounts into a new namespace, private
 		// (the host's / is private here); making it rshared there does not
-		// touch the host's. exec keeps the supervisor's PID = our child's.
-		script := "set -e; mount --make-rshared /\n"
+		// touch the host's.
+		flags = append(flags, "--mount", "--propagation", "unchanged")
+		script += "mount --make-rshared /\n"
 		for target, source := range o.binds {
 			script += fmt.Sprintf("mount --bind %q %q\n", source, target)
 		}
-		script += `exec "$@"`
-		argv = append([]string{"unshare", "--mount", "--propagation", "unchanged", "--", "/bin/sh", "-c", script, "sh"}, argv...)
 	}
+	// exec keeps the supervisor's PID = our child's.
+	script = "set -e\n" + script + `exec "$@"`
+	argv = append(append(append([]string{"unshare"}, flags...), "--", "/bin/sh", "-c", script, "sh"), argv...)
+	n.hostname, _ = os.Hostname()
 	n.cmd = exec.Command(argv[0], argv[1:]...)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -198,6 +208,11 @@ func (n *node) stop() {
 	select {
 	case <-n.exited:
 	default:
+		if out, err := exec.Command("nsenter", "--uts=/proc/"+fmt.Sprint(n.cmd.Process.Pid)+"/ns/uts", "hostname").Output(); err == nil &&
+			strings.TrimSpace(string(out)) != n.hostname {
+			n.t.Errorf("a pod changed the node's hostname to %q (the host's is %q): pods must set it in their own UTS namespace only",
+				strings.TrimSpace(string(out)), n.hostname)
+		}
 		n.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-n.exited:
