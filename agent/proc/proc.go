@@ -48,7 +48,43 @@ type Spec struct {
 	// child joins with setns(2) before it drops privileges, so that CRI
 	// containers share their pod's namespaces. "pid" only applies to the
 	// program's children, as setns(2) defines it.
+	//
+	// "pid" is entered by the Spawner itself, on the thread that forks, so
+	// that the child (and so the program, with no extra process between)
+	// is born inside the PID namespace; setns(2) of a PID namespace only
+	// ever affects children.
 	Namespaces map[string]string
+
+	// NewNamespaces are namespace types ("net", "uts", "ipc", "mnt",
+	// "pid", "cgroup") the child is created in (clone flags), for a CRI
+	// pod's namespace holder or a container with a PID namespace of its
+	// own. A new "net" gets its loopback up, a new "mnt" gets / made a
+	// recursive slave so that nothing propagates back to the host.
+	NewNamespaces []string
+	// Hostname is set in a new UTS namespace; ignored without one, so that
+	// the host's name can never be changed by accident.
+	Hostname string
+	// Init makes the child a minimal init instead of executing Path: it
+	// reaps whatever is re-parented to it and lives until killed. Start
+	// returns once its set-up is done. It is what holds a pod's namespaces
+	// (and is PID 1 of the pod's PID namespace).
+	Init bool
+
+	// PrivateMounts gives the child a mount namespace of its own, copied
+	// from the one it is in after joining Namespaces, with / made a
+	// recursive slave: Mounts and MountProc change only its view.
+	PrivateMounts bool
+	// Mounts are bind mounts made in the child's own mount namespace
+	// (PrivateMounts or a new "mnt") before privileges are dropped.
+	Mounts []Mount
+	// MountProc mounts a fresh proc on /proc in the child's own mount
+	// namespace, so that a child in a PID namespace sees its own PIDs.
+	MountProc bool
+
+	// Caps, if set, are the capabilities the program runs with: the
+	// bounding set is reduced before the user switch, the other sets are
+	// set after it. Nil leaves the capabilities alone.
+	Caps *Caps
 }
 
 // wire is the Spec as the trampoline receives it: files are already in
@@ -70,6 +106,13 @@ type wire struct {
 	Setsid          bool
 	NoNewPrivileges bool
 	Namespaces      map[string]string
+	NewNamespaces   []string
+	Hostname        string
+	Init            bool
+	PrivateMounts   bool
+	Mounts          []Mount
+	MountProc       bool
+	Caps            *Caps
 	ErrFD           int
 }
 
@@ -137,7 +180,25 @@ func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
 		OOMScoreAdj: spec.OOMScoreAdj, Rlimits: spec.Rlimits,
 		CgroupProcs: spec.CgroupProcs, SetListenPID: spec.SetListenPID,
 		Setsid: spec.Setsid, NoNewPrivileges: spec.NoNewPrivileges,
-		Namespaces: spec.Namespaces,
+		NewNamespaces: spec.NewNamespaces, Hostname: spec.Hostname, Init: spec.Init,
+		PrivateMounts: spec.PrivateMounts, Mounts: spec.Mounts, MountProc: spec.MountProc,
+		Caps: spec.Caps,
+	}
+	// The PID namespace is entered here (see Spec.Namespaces); the child
+	// joins the others itself.
+	pidNS := spec.Namespaces["pid"]
+	for k, v := range spec.Namespaces {
+		if k == "pid" {
+			continue
+		}
+		if w.Namespaces == nil {
+			w.Namespaces = map[string]string{}
+		}
+		w.Namespaces[k] = v
+	}
+	flags, err := cloneFlags(spec.NewNamespaces)
+	if err != nil {
+		return 0, fmt.Errorf("spawn %s: %w", spec.Path, err)
 	}
 	if len(w.Argv) == 0 {
 		w.Argv = []string{spec.Path}
@@ -186,10 +247,18 @@ func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
 		return 0, fmt.Errorf("spawn %s: %w", spec.Path, err)
 	}
 	release := s.forkSlot()
-	pid, err = syscall.ForkExec(helper, []string{"corral-exec"}, &syscall.ProcAttr{
-		Env:   []string{envKey + "=" + string(js)},
-		Files: files,
-	})
+	fork := func() (int, error) {
+		return syscall.ForkExec(helper, []string{"corral-exec"}, &syscall.ProcAttr{
+			Env:   []string{envKey + "=" + string(js)},
+			Files: files,
+			Sys:   &syscall.SysProcAttr{Cloneflags: flags},
+		})
+	}
+	if pidNS != "" {
+		pid, err = forkInPIDNamespace(pidNS, fork)
+	} else {
+		pid, err = fork()
+	}
 	release()
 	pw.Close()
 	runtime.KeepAlive(spec) // its files must stay open until the fork duplicated them

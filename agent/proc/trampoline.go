@@ -91,6 +91,9 @@ func (w *wire) run() (int, error) {
 	if err := joinNamespaces(w.Namespaces); err != nil {
 		return ExitNamespace, err
 	}
+	if err := w.setupNamespaces(); err != nil {
+		return ExitNamespace, err
+	}
 	if w.Setsid {
 		if _, err := unix.Setsid(); err != nil {
 			return ExitSetsid, fmt.Errorf("setsid: %w", err)
@@ -113,6 +116,12 @@ func (w *wire) run() (int, error) {
 	}
 	if w.Umask != nil {
 		unix.Umask(int(*w.Umask))
+	}
+
+	if w.Caps != nil {
+		if err := w.Caps.dropBounding(); err != nil {
+			return ExitCapabilities, err
+		}
 	}
 
 	env := w.Env
@@ -169,6 +178,13 @@ func (w *wire) run() (int, error) {
 				return ExitGroup, fmt.Errorf("setgid %d: %w", gid, err)
 			}
 		}
+		if uid > 0 && w.Caps != nil {
+			// Keep the permitted set across setuid, so that ambient
+			// capabilities can still be raised from it.
+			if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+				return ExitCapabilities, fmt.Errorf("capabilities: keepcaps: %w", err)
+			}
+		}
 		if uid >= 0 {
 			if err := syscall.Setuid(uid); err != nil {
 				return ExitUser, fmt.Errorf("setuid %d: %w", uid, err)
@@ -198,6 +214,19 @@ func (w *wire) run() (int, error) {
 		if err := unix.Chdir("/"); err != nil {
 			return ExitChdir, fmt.Errorf("chdir /: %w", err)
 		}
+	}
+	// Capabilities last, as runc does: the working directory is entered
+	// with the user's own rights, whatever the program may do later.
+	if w.Caps != nil {
+		if err := w.Caps.apply(); err != nil {
+			return ExitCapabilities, err
+		}
+	}
+	if w.Init {
+		// Set up: tell the spawner (the error pipe closes as an exec
+		// would close it), then stay.
+		unix.Close(w.ErrFD)
+		runInit()
 	}
 	if w.SetListenPID {
 		env = setEnv(env, "LISTEN_PID", strconv.Itoa(os.Getpid()))
