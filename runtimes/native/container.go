@@ -3,10 +3,13 @@ package native
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +41,11 @@ type ctrRecord struct {
 	ExitCode   int32
 	Reason     string
 	Message    string
-	OOMBefore  uint64 // the pod cgroup's OOM kill count when the container started
+	OOMBefore  uint64                   // the pod cgroup's OOM kill count when the container started
+	Mounts     []proc.Mount             // made in the container's own mount namespace
+	Warnings   []string                 // mounts skipped, shown in the status message
+	PIDMode    runtimeapi.NamespaceMode // effective: NODE, POD (the holder's) or CONTAINER
+	Caps       *proc.Caps
 }
 
 // container is a container in memory.
@@ -164,7 +171,16 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	if err != nil {
 		return "", err
 	}
-	if err := b.checkMounts(p, cfg.GetMounts()); err != nil {
+	mounts, warnings, err := planMounts(cfg.GetMounts())
+	if err != nil {
+		return "", err
+	}
+	pidMode, err := containerPIDMode(p, cfg)
+	if err != nil {
+		return "", err
+	}
+	caps, err := capabilities(cfg.GetLinux().GetSecurityContext())
+	if err != nil {
 		return "", err
 	}
 	b.mu.Lock()
@@ -181,12 +197,10 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	c := &container{cfg: cfg, rec: ctrRecord{
 		ID: id, PodID: podID, Unit: name, Cgroup: p.rec.Cgroup + "/" + id, LogPath: lp, Config: raw,
 		State: runtimeapi.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now().UnixNano(),
+		Mounts: mounts, Warnings: warnings, PIDMode: pidMode, Caps: caps,
 	}}
 	u, err := b.buildUnit(name, p, cfg, argv)
 	if err != nil {
-		return "", err
-	}
-	if err := b.mount(ctx, p, cfg.GetMounts()); err != nil {
 		return "", err
 	}
 	opts := manager.TransientOptions{
@@ -212,6 +226,12 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	b.mu.Unlock()
 	if err != nil {
 		return "", err
+	}
+	for _, w := range warnings {
+		b.log.Warn("container mount skipped", "container", id, "unit", name, "reason", w)
+		if err := b.units.LogStore().Append(name, logs.Core, w); err != nil {
+			b.log.Warn("log append", "unit", name, "err", err)
+		}
 	}
 	b.emit(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return id, nil
@@ -255,57 +275,116 @@ func (b *Backend) buildUnit(name string, p *pod, cfg *runtimeapi.ContainerConfig
 	return u, nil
 }
 
-// adjust joins the pod's namespaces and hands the main process its stdin.
+// adjust puts the container's process into its namespaces and hands the
+// main process its stdin: the pod's network, UTS and IPC namespaces; a
+// mount namespace of its own, copied from the pod's (or the host's), with
+// the container's bind mounts; the pod's PID namespace or one of its own
+// (with a matching /proc); and its capabilities.
 func (b *Backend) adjust(c *container, p *pod) func(sp *proc.Spec, kind string, main bool) {
 	return func(sp *proc.Spec, kind string, main bool) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		sp.Namespaces = p.nsPaths()
+		if c.rec.PIDMode != runtimeapi.NamespaceMode_POD {
+			delete(sp.Namespaces, "pid")
+		}
+		if c.rec.PIDMode == runtimeapi.NamespaceMode_CONTAINER {
+			sp.NewNamespaces = []string{"pid"}
+		}
+		sp.PrivateMounts = true
+		sp.Mounts = c.rec.Mounts
+		sp.MountProc = c.rec.PIDMode != runtimeapi.NamespaceMode_NODE
+		sp.Caps = c.rec.Caps
 		if main && c.stdinR != nil {
 			sp.Stdin = c.stdinR
 		}
 	}
 }
 
-// checkMounts validates mounts: a bind mount changes what every process of
-// the mount namespace sees, so only pods with their own may have them.
-func (b *Backend) checkMounts(p *pod, ms []*runtimeapi.Mount) error {
-	for _, m := range ms {
-		if !p.hasMountNS() {
-			return invalid("mount %s → %s: the pod shares the host's mount namespace (host network and IPC); native containers there cannot have mounts", m.GetHostPath(), m.GetContainerPath())
+// containerPIDMode is the PID namespace a container gets: the host's
+// (NODE), the pod's (POD: the holder's, or the host's if the pod has the
+// host's), or one of its own (CONTAINER, kubelet's default).
+func containerPIDMode(p *pod, cfg *runtimeapi.ContainerConfig) (runtimeapi.NamespaceMode, error) {
+	switch m := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid(); m {
+	case runtimeapi.NamespaceMode_NODE, runtimeapi.NamespaceMode_CONTAINER:
+		return m, nil
+	case runtimeapi.NamespaceMode_POD:
+		if slices.Contains(p.rec.Namespaces, "pid") {
+			return m, nil
 		}
-		if !filepath.IsAbs(m.GetHostPath()) || !filepath.IsAbs(m.GetContainerPath()) {
-			return invalid("mount %s → %s: paths must be absolute", m.GetHostPath(), m.GetContainerPath())
-		}
-		if _, err := os.Stat(m.GetHostPath()); err != nil {
-			return invalid("mount %s → %s: host path: %v", m.GetHostPath(), m.GetContainerPath(), err)
-		}
-		if _, err := os.Stat(m.GetContainerPath()); err != nil {
-			return invalid("mount %s → %s: container path (a host path, the image is the host): %v", m.GetHostPath(), m.GetContainerPath(), err)
-		}
+		return runtimeapi.NamespaceMode_NODE, nil
+	default:
+		return 0, invalid("container %q: PID namespace mode %s (sharing another container's) is not supported by the native runtime; use POD", cfg.GetMetadata().GetName(), m)
 	}
-	return nil
 }
 
-// mount makes the bind mounts in the pod's mount namespace.
-func (b *Backend) mount(ctx context.Context, p *pod, ms []*runtimeapi.Mount) error {
+// planMounts turns CRI mounts into bind mounts for the container's own
+// mount namespace. The container sees the host's files, so a container
+// path must exist on the host; one that does not is created only inside
+// an earlier (writable) mount of the same container, which is the pod's
+// own volume, never on the host itself: there the mount is skipped with a
+// warning (kubelet's /dev/termination-log is the usual case).
+func planMounts(ms []*runtimeapi.Mount) ([]proc.Mount, []string, error) {
+	var out []proc.Mount
+	var warnings []string
 	for _, m := range ms {
-		cmds := [][]string{{"mount", "--bind", m.GetHostPath(), m.GetContainerPath()}}
-		if m.GetReadonly() {
-			cmds = append(cmds, []string{"mount", "-o", "remount,bind,ro", m.GetContainerPath()})
-		}
-		for _, argv := range cmds {
-			res, err := b.run(ctx, &proc.Spec{Path: "mount", Argv: argv, Env: []string{"PATH=" + proc.DefaultPath},
-				Namespaces: map[string]string{"mnt": p.nsPaths()["mnt"]}}, nil)
-			if err == nil && res.Exit.Code() != 0 {
-				err = fmt.Errorf("%s: %s", res.Exit, strings.TrimSpace(string(res.Stderr)))
-			}
-			if err != nil {
-				return fmt.Errorf("mount %s → %s: %w", m.GetHostPath(), m.GetContainerPath(), err)
+		hp, cp := m.GetHostPath(), m.GetContainerPath()
+		what := fmt.Sprintf("mount %s → %s", hp, cp)
+		for _, x := range []string{hp, cp} {
+			if !filepath.IsAbs(x) || filepath.Clean(x) != strings.TrimSuffix(x, "/") && x != "/" {
+				return nil, nil, invalid("%s: paths must be absolute and clean (no . or ..)", what)
 			}
 		}
+		cp = filepath.Clean(cp)
+		if cp == "/" {
+			return nil, nil, invalid("%s: the container's root is the host's and cannot be replaced", what)
+		}
+		src, err := os.Stat(hp)
+		if err != nil {
+			return nil, nil, invalid("%s: host path: %v", what, err)
+		}
+		pm := proc.Mount{Source: hp, Target: cp, ReadOnly: m.GetReadonly()}
+		switch m.GetPropagation() {
+		case runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+			pm.Propagation = "private"
+		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+			pm.Propagation = "rslave"
+		default:
+			return nil, nil, invalid("%s: propagation %s: mounts made in a native container cannot reach the host (its mount namespace is a slave of the host's)", what, m.GetPropagation())
+		}
+		// Where the container path resolves: inside the latest earlier
+		// mount that covers it, or on the host.
+		view, under := cp, -1
+		for i := len(out) - 1; i >= 0; i-- {
+			if rel, err := filepath.Rel(out[i].Target, cp); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+				view, under = filepath.Join(out[i].Source, rel), i
+				break
+			}
+		}
+		dst, err := os.Stat(view)
+		switch {
+		case err == nil:
+			if dst.IsDir() != src.IsDir() {
+				return nil, nil, invalid("%s: cannot mount a %s on a %s", what, kind(src), kind(dst))
+			}
+		case errors.Is(err, fs.ErrNotExist) && under >= 0 && !out[under].ReadOnly:
+			pm.Create = kind(src)
+		case errors.Is(err, fs.ErrNotExist):
+			warnings = append(warnings, fmt.Sprintf("%s skipped: %s does not exist on the host, and a native container sees the host's files, so creating it would change the host", what, cp))
+			continue
+		default:
+			return nil, nil, invalid("%s: container path: %v", what, err)
+		}
+		out = append(out, pm)
 	}
-	return nil
+	return out, warnings, nil
+}
+
+func kind(fi fs.FileInfo) string {
+	if fi.IsDir() {
+		return "dir"
+	}
+	return "file"
 }
 
 // StartContainer starts the container's unit and returns once its command
@@ -489,7 +568,7 @@ func (b *Backend) statusLocked(c *container) *runtimeapi.ContainerStatus {
 		ImageRef:    HostImageID,
 		ImageId:     HostImageID,
 		Reason:      c.rec.Reason,
-		Message:     c.rec.Message,
+		Message:     message(c.rec),
 		Labels:      c.cfg.GetLabels(),
 		Annotations: c.cfg.GetAnnotations(),
 		Mounts:      c.cfg.GetMounts(),
@@ -580,4 +659,13 @@ func (b *Backend) ReopenContainerLog(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: container %s has no log file", runtimes.ErrPrecondition, id)
 	}
 	return c.log.Reopen()
+}
+
+// message is the status message: why the container ended, else the
+// mounts that were skipped.
+func message(r ctrRecord) string {
+	if r.Message != "" || len(r.Warnings) == 0 {
+		return r.Message
+	}
+	return strings.Join(r.Warnings, "; ")
 }

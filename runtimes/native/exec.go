@@ -43,8 +43,10 @@ func (b *Backend) running(id string) (*container, *pod, error) {
 }
 
 // execSpec is a process "inside" a container: its cgroup, its pod's
-// namespaces, its environment, user and working directory.
-func (b *Backend) execSpec(c *container, p *pod, argv []string) *proc.Spec {
+// namespaces, the mount and PID namespaces of its main process (which
+// carry its bind mounts and /proc), its environment, user, working
+// directory and capabilities.
+func (b *Backend) execSpec(c *container, p *pod, argv []string) (*proc.Spec, error) {
 	env := []string{"PATH=" + proc.DefaultPath}
 	for _, kv := range c.cfg.GetEnvs() {
 		env = append(env, kv.GetKey()+"="+string(kv.GetValue()))
@@ -53,8 +55,23 @@ func (b *Backend) execSpec(c *container, p *pod, argv []string) *proc.Spec {
 		Path: argv[0], Argv: argv, Env: env, Dir: c.cfg.GetWorkingDir(), DirOptional: true,
 		CgroupProcs: b.cg.ProcsFiles(c.rec.Cgroup), Setsid: true,
 	}
+	// The unit's state is read outside b.mu (lock order, see ContainerStatus).
+	st, _ := b.units.UnitState(c.rec.Unit)
+	if st.MainPID <= 0 {
+		return nil, fmt.Errorf("%w: container %s has no running main process", runtimes.ErrPrecondition, c.rec.ID)
+	}
+	main := "/proc/" + strconv.Itoa(st.MainPID) + "/ns/"
 	b.mu.Lock()
 	sp.Namespaces = p.nsPaths()
+	if sp.Namespaces == nil {
+		sp.Namespaces = map[string]string{}
+	}
+	sp.Namespaces["mnt"] = main + "mnt"
+	delete(sp.Namespaces, "pid")
+	if c.rec.PIDMode != runtimeapi.NamespaceMode_NODE {
+		sp.Namespaces["pid"] = main + "pid"
+	}
+	sp.Caps = c.rec.Caps
 	b.mu.Unlock()
 	sc := c.cfg.GetLinux().GetSecurityContext()
 	if u := sc.GetRunAsUser(); u != nil {
@@ -68,7 +85,8 @@ func (b *Backend) execSpec(c *container, p *pod, argv []string) *proc.Spec {
 	for _, g := range sc.GetSupplementalGroups() {
 		sp.SupplementaryGroups = append(sp.SupplementaryGroups, strconv.FormatInt(g, 10))
 	}
-	return sp
+	sp.NoNewPrivileges = sc.GetNoNewPrivs()
+	return sp, nil
 }
 
 func exitCode(x reaper.Exit) int32 {
@@ -94,7 +112,11 @@ func (b *Backend) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	res, err := b.run(ctx, b.execSpec(c, p, cmd), nil)
+	sp, err := b.execSpec(c, p, cmd)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	res, err := b.run(ctx, sp, nil)
 	if err != nil {
 		var pe *proc.Error
 		if errors.As(err, &pe) {
@@ -125,7 +147,10 @@ func (s streamer) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 	if err != nil {
 		return err
 	}
-	sp := b.execSpec(c, p, cmd)
+	sp, err := b.execSpec(c, p, cmd)
+	if err != nil {
+		return err
+	}
 	var closeAfter []*os.File // the child's ends
 	var copies sync.WaitGroup
 	var master *os.File

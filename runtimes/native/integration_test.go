@@ -142,11 +142,21 @@ func TestHostNetworkPodLifecycle(t *testing.T) {
 		}(), HostImage},
 		{"no command", &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "x"}, Image: &runtimeapi.ImageSpec{Image: HostImage}}, "command is required"},
 		{"escaping log path", func() *runtimeapi.ContainerConfig { c := ctrConfig("x", "true"); c.LogPath = "../../x.log"; return c }(), "leaves"},
-		{"mount on a host-namespace pod", func() *runtimeapi.ContainerConfig {
+		{"bidirectional mount", func() *runtimeapi.ContainerConfig {
 			c := ctrConfig("x", "true")
-			c.Mounts = []*runtimeapi.Mount{{HostPath: "/tmp", ContainerPath: "/mnt"}}
+			c.Mounts = []*runtimeapi.Mount{{HostPath: "/tmp", ContainerPath: "/mnt", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
 			return c
 		}(), "mount /tmp → /mnt"},
+		{"escaping mount path", func() *runtimeapi.ContainerConfig {
+			c := ctrConfig("x", "true")
+			c.Mounts = []*runtimeapi.Mount{{HostPath: "/var/lib/../../etc", ContainerPath: "/mnt"}}
+			return c
+		}(), "clean"},
+		{"unknown capability", func() *runtimeapi.ContainerConfig {
+			c := ctrConfig("x", "true")
+			c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"FLY"}}}}
+			return c
+		}(), "FLY"},
 	}
 	for _, tc := range bad {
 		if _, err := b.CreateContainer(ctx, "bad", "pod1", tc.cfg, pcfg); !errors.Is(err, runtimes.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {

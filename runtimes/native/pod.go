@@ -3,10 +3,9 @@ package native
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,12 +26,13 @@ type podRecord struct {
 	Config      []byte // runtimeapi.PodSandboxConfig, protobuf
 	Handler     string
 	State       runtimeapi.PodSandboxState
-	CreatedAt   int64  // ns since the epoch
-	Cgroup      string // relative to the cgroup root
-	OwnCgroup   bool   // created by us (no cgroup_parent), so removed by us
-	HolderPID   int    // namespace holder, 0 when the pod shares every host namespace
-	HolderStart uint64 // its start time, against PID reuse
-	Namespaces  []string
+	CreatedAt   int64    // ns since the epoch
+	Cgroup      string   // relative to the cgroup root
+	OwnCgroup   bool     // created by us (no cgroup_parent), so removed by us
+	HolderPID   int      // namespace holder, 0 when the pod shares every host namespace
+	HolderStart uint64   // its start time, against PID reuse
+	Namespaces  []string // held by the holder: net, uts, ipc, pid, mnt
+	PIDMode     runtimeapi.NamespaceMode
 	CNI         bool
 	IPs         []string
 }
@@ -55,8 +55,6 @@ func (p *pod) nsPaths() map[string]string {
 	}
 	return m
 }
-
-func (p *pod) hasMountNS() bool { return p.rec.HolderPID != 0 }
 
 func (b *Backend) putPod(p *pod) error {
 	p.rec.Version = 1
@@ -133,15 +131,12 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 	}()
 
 	nsOpt := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	var ns []string
-	if nsOpt.GetNetwork() != runtimeapi.NamespaceMode_NODE {
-		ns = append(ns, "net", "uts")
+	ns, err := holderNamespaces(nsOpt)
+	if err != nil {
+		return "", err
 	}
-	if nsOpt.GetIpc() != runtimeapi.NamespaceMode_NODE {
-		ns = append(ns, "ipc")
-	}
+	p.rec.PIDMode = nsOpt.GetPid()
 	if len(ns) > 0 {
-		ns = append(ns, "mnt")
 		if err := b.startHolder(ctx, p, ns); err != nil {
 			return "", fmt.Errorf("pod sandbox %s: %w", id, err)
 		}
@@ -165,23 +160,37 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 	return id, nil
 }
 
-// startHolder starts the process that keeps the pod's namespaces: unshare
-// creates them, the shell names the host (UTS), brings up loopback, and
-// becomes a sleep that lives as long as the pod.
-func (b *Backend) startHolder(ctx context.Context, p *pod, ns []string) error {
-	argv := []string{"unshare"}
-	for _, n := range ns {
-		switch n {
-		case "net":
-			argv = append(argv, "--net")
-		case "uts":
-			argv = append(argv, "--uts")
-		case "ipc":
-			argv = append(argv, "--ipc")
-		case "mnt":
-			argv = append(argv, "--mount", "--propagation", "slave")
-		}
+// holderNamespaces are the namespaces a pod's holder creates and keeps:
+// network and UTS unless the pod has the host's network, IPC unless it
+// has the host's, PID unless it has the host's (containerd's pause holds
+// one for CONTAINER too: containers asking for POD join it), and a mount
+// namespace whenever there is a holder, as the base of its containers'
+// own. A pod sharing every host namespace needs no holder.
+func holderNamespaces(o *runtimeapi.NamespaceOption) ([]string, error) {
+	if o.GetPid() == runtimeapi.NamespaceMode_TARGET {
+		return nil, invalid("pod PID namespace mode TARGET applies to containers, not pods")
 	}
+	var ns []string
+	if o.GetNetwork() != runtimeapi.NamespaceMode_NODE {
+		ns = append(ns, "net", "uts")
+	}
+	if o.GetIpc() != runtimeapi.NamespaceMode_NODE {
+		ns = append(ns, "ipc")
+	}
+	if o.GetPid() != runtimeapi.NamespaceMode_NODE {
+		ns = append(ns, "pid")
+	}
+	if len(ns) > 0 {
+		ns = append(ns, "mnt")
+	}
+	return ns, nil
+}
+
+// startHolder starts the process that keeps the pod's namespaces: the
+// trampoline created in them, which names the host (only in the pod's own
+// UTS namespace), brings up loopback, and stays as the pod's init (PID 1
+// of its PID namespace, reaping orphans) until the pod stops.
+func (b *Backend) startHolder(ctx context.Context, p *pod, ns []string) error {
 	host := p.cfg.GetHostname()
 	if host == "" {
 		host = p.cfg.GetMetadata().GetName()
@@ -189,8 +198,11 @@ func (b *Backend) startHolder(ctx context.Context, p *pod, ns []string) error {
 	if len(host) > 64 {
 		host = host[:64]
 	}
-	argv = append(argv, "--", "/bin/sh", "-c", `hostname "$1" 2>/dev/null; ip link set lo up 2>/dev/null; exec sleep infinity`, "corral-pod", host)
-	spec := &proc.Spec{Path: "unshare", Argv: argv, Env: []string{"PATH=" + proc.DefaultPath}, CgroupProcs: b.cg.ProcsFiles(p.rec.Cgroup), Setsid: true}
+	spec := &proc.Spec{Path: "pod-holder", Init: true, NewNamespaces: ns, Hostname: host,
+		CgroupProcs: b.cg.ProcsFiles(p.rec.Cgroup), Setsid: true}
+	if !slices.Contains(ns, "uts") {
+		spec.Hostname = ""
+	}
 	pid, err := b.units.Spawner().Start(ctx, spec)
 	if pid <= 0 {
 		return fmt.Errorf("namespace holder: %w", err)
@@ -200,27 +212,6 @@ func (b *Backend) startHolder(ctx context.Context, p *pod, ns []string) error {
 	p.rec.Namespaces = ns
 	if err != nil {
 		return fmt.Errorf("namespace holder: %w", err)
-	}
-	// Ready once the shell has become the sleep: its namespaces exist and
-	// are set up.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-		if strings.TrimSpace(string(comm)) == "sleep" {
-			break
-		}
-		select {
-		case x := <-p.holder:
-			p.holder = nil
-			p.rec.HolderPID = 0
-			return fmt.Errorf("namespace holder exited: %s", x)
-		case <-ctx.Done():
-			return fmt.Errorf("namespace holder: %w", ctx.Err())
-		case <-time.After(2 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return errors.New("namespace holder did not start")
-		}
 	}
 	p.rec.HolderStart, _ = proc.StartTime(pid)
 	return nil
@@ -354,7 +345,7 @@ func (b *Backend) PodSandboxStatus(ctx context.Context, id string, verbose bool)
 		Labels:      p.cfg.GetLabels(),
 		Annotations: p.cfg.GetAnnotations(),
 		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: &runtimeapi.NamespaceOption{
-			Network: nsMode(p, "net"), Ipc: nsMode(p, "ipc"), Pid: runtimeapi.NamespaceMode_NODE,
+			Network: nsMode(p, "net"), Ipc: nsMode(p, "ipc"), Pid: p.rec.PIDMode,
 		}}},
 		RuntimeHandler: p.rec.Handler,
 		Network:        &runtimeapi.PodSandboxNetworkStatus{},
