@@ -237,6 +237,12 @@ func (e *Engine) enqueue(ctx context.Context, name string, t Type, m Mode, manua
 	}
 	tr := newTxn(e.g, e.log)
 	u, _ := tr.lookup(name)
+	if u.Name != "" && u.Name != name {
+		// An alias (default.target → multi-user.target): jobs belong to the
+		// unit's real name, which is what every dependency refers to.
+		name = u.Name
+		u, _ = tr.lookup(name)
+	}
 	switch t {
 	case ReloadOrRestart:
 		t = Restart

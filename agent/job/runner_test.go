@@ -442,3 +442,22 @@ func TestRetroactiveStart(t *testing.T) {
 		t.Errorf("a job-made change pulled in its requirement")
 	}
 }
+
+// A request by alias runs the job of the unit's real name, and finishes.
+func TestEnqueueByAlias(t *testing.T) {
+	g := newGraph().dep("multi-user.target", unit.Wants, "a.service")
+	g.units["default.target"] = g.units["multi-user.target"] // the graph resolves the alias
+	x := newExec(g)
+	e := New(g, x, nil)
+	run(t, e)
+	j := must(t)(e.Enqueue(context.Background(), "default.target", Start, Replace))
+	if j.Unit() != "multi-user.target" {
+		t.Errorf("job is for %q, want the real name multi-user.target", j.Unit())
+	}
+	if r := wait(t, e, j); r != Done {
+		t.Fatalf("result %s", r)
+	}
+	if g.ActiveState("a.service") != "active" {
+		t.Errorf("a.service is %s; the alias's wants were not pulled in", g.ActiveState("a.service"))
+	}
+}

@@ -181,8 +181,11 @@ func (m *Manager) Run(ctx context.Context, target string) error {
 	close(m.ready)
 
 	if target != "" {
-		if _, err := m.engine.Enqueue(ctx, target, job.Start, job.Replace); err != nil {
+		if j, err := m.engine.Enqueue(ctx, target, job.Start, job.Replace); err != nil {
 			m.log.Error("start default target", "unit", target, "err", err)
+			fmt.Fprintf(os.Stderr, "corral: failed to reach %s: %v\n", target, err)
+		} else {
+			go m.announce(ctx, j)
 		}
 	}
 	m.setState("running")
@@ -222,6 +225,22 @@ func (m *Manager) stopAll(ctx context.Context) {
 	for _, j := range jobs {
 		m.engine.Wait(ctx, j)
 	}
+}
+
+// announce prints one plain line when the default target is reached (or
+// not). Under PID 1 the core's stderr is the console: boot tests and humans
+// wait for "corral: reached multi-user.target".
+func (m *Manager) announce(ctx context.Context, j *job.Job) {
+	res, err := m.engine.Wait(ctx, j)
+	if err != nil {
+		return
+	}
+	name := m.get(j.Unit()).name()
+	if res.Success() {
+		fmt.Fprintf(os.Stderr, "corral: reached %s\n", name)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "corral: failed to reach %s: job %s\n", name, res)
 }
 
 // trimWhenIdle hands memory back to the kernel once a burst of work (boot,

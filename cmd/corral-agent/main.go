@@ -19,6 +19,7 @@ import (
 	"corral.io/corral/agent/manager"
 	"corral.io/corral/agent/proc"
 	"corral.io/corral/agent/reaper"
+	"corral.io/corral/sysinit"
 )
 
 // version is set by the linker for releases.
@@ -79,7 +80,21 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "corral-agent: --system-units %q: want yes, no or auto\n", *sysUnits)
 		return 2
 	}
-	if *helper != "" && os.Getppid() != 1 {
+	switch {
+	case *helper != "" && os.Getppid() == 1:
+		// Started by sysinit as PID 1: the machine's power state is its
+		// call. It stops us in order, then calls reboot(2).
+		actions := map[string]sysinit.Action{"poweroff": sysinit.ActionPoweroff, "reboot": sysinit.ActionReboot, "halt": sysinit.ActionHalt}
+		cfg.OnShutdown = func(action string) {
+			a, ok := actions[action]
+			if !ok { // "exit": PID 1 restarts the core
+				syscall.Kill(os.Getpid(), syscall.SIGTERM)
+				return
+			}
+			log.Info("shutdown requested; asking PID 1", "action", action)
+			syscall.Kill(1, sysinit.SignalFor(a))
+		}
+	case *helper != "":
 		// Started by `corral init`: shutting down is the supervisor's call,
 		// or it would restart us. It answers SIGTERM by stopping us in order.
 		cfg.OnShutdown = func(action string) {

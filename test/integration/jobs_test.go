@@ -141,3 +141,18 @@ func TestHostUnitsNotLoadedOutsidePID1(t *testing.T) {
 	}
 	n.Must("start", "etc-corral-system.service")
 }
+
+// The core announces the default target on its stderr (the console under
+// PID 1): boot tests wait for this line.
+func TestReachedDefaultTarget(t *testing.T) {
+	n := start(t, map[string]string{
+		"app.service": "[Service]\nExecStart=/bin/sleep 1000\n[Install]\nWantedBy=multi-user.target\n",
+	})
+	n.Must("enable", "app.service")
+	n.Eventually("reached line", func() error {
+		if !strings.Contains(n.Out.String(), "corral: reached multi-user.target\n") {
+			return fmt.Errorf("no 'corral: reached multi-user.target' in the output")
+		}
+		return nil
+	})
+}
