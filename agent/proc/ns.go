@@ -68,10 +68,18 @@ func forkInPIDNamespace(path string, fork func() (int, error)) (int, error) {
 	return r.pid, r.err
 }
 
-// Mount is one bind mount in the child's own mount namespace.
+// Mount is one mount in the child's own mount namespace: a bind mount of
+// Source, or a new tmpfs.
 type Mount struct {
 	Source, Target string
-	ReadOnly       bool
+	// Type is "" (a recursive bind mount of Source) or "tmpfs" (Data are
+	// its options, e.g. "size=65536k").
+	Type     string
+	Data     string
+	ReadOnly bool
+	// Optional mounts are skipped when Target does not exist (masked
+	// paths that this kernel does not have).
+	Optional bool
 	// Propagation of the new mount: "private" (default), "rslave" (mounts
 	// made on the host under Source appear) or "rshared".
 	Propagation string
@@ -113,7 +121,7 @@ func (w *wire) setupNamespaces() error {
 		}
 	}
 	own := w.PrivateMounts || created("mnt")
-	if !own && (w.MountProc || len(w.Mounts) > 0) {
+	if !own && (w.MountProc || len(w.Mounts) > 0 || w.ReadOnlyRoot) {
 		return errors.New("mounts need a mount namespace of the child's own (PrivateMounts)")
 	}
 	if w.MountProc {
@@ -124,6 +132,11 @@ func (w *wire) setupNamespaces() error {
 	for _, m := range w.Mounts {
 		if err := m.mount(); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Target, err)
+		}
+	}
+	if w.ReadOnlyRoot {
+		if err := remountReadOnly("/"); err != nil {
+			return fmt.Errorf("root: %w", err)
 		}
 	}
 	return nil
@@ -139,30 +152,50 @@ func (m Mount) mount() error {
 	if !ok {
 		return fmt.Errorf("unknown propagation %q", m.Propagation)
 	}
-	if m.Create != "" {
-		if _, err := os.Lstat(m.Target); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(m.Target); errors.Is(err, os.ErrNotExist) {
+		switch {
+		case m.Optional:
+			return nil
+		case m.Create != "":
 			if err := create(m.Target, m.Create); err != nil {
 				return err
 			}
 		}
 	}
-	if err := unix.Mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return err
+	switch m.Type {
+	case "":
+		if err := unix.Mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+	case "tmpfs":
+		if err := unix.Mount("tmpfs", m.Target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, m.Data); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown mount type %q", m.Type)
 	}
 	if m.ReadOnly {
-		// A bind remount sets every per-mount flag: keep nosuid, nodev,
-		// noexec and the atime flags of the source.
-		var st unix.Statfs_t
-		if err := unix.Statfs(m.Target, &st); err != nil {
-			return fmt.Errorf("read-only: statfs: %w", err)
-		}
-		keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
-		if err := unix.Mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
-			return fmt.Errorf("read-only remount: %w", err)
+		if err := remountReadOnly(m.Target); err != nil {
+			return err
 		}
 	}
 	if err := unix.Mount("", m.Target, "", unix.MS_REC|prop, ""); err != nil {
 		return fmt.Errorf("propagation %s: %w", m.Propagation, err)
+	}
+	return nil
+}
+
+// remountReadOnly makes the mount at path read-only in this namespace. A
+// bind remount sets every per-mount flag: keep nosuid, nodev, noexec and
+// the atime flags it had.
+func remountReadOnly(path string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return fmt.Errorf("read-only: statfs: %w", err)
+	}
+	keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	if err := unix.Mount("", path, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
+		return fmt.Errorf("read-only remount: %w", err)
 	}
 	return nil
 }

@@ -312,3 +312,32 @@ func TestCapabilities(t *testing.T) {
 		})
 	}
 }
+
+func TestReadOnlyRootTmpfsAndMasks(t *testing.T) {
+	d := openDir(t)
+	os.Mkdir(d+"/masked", 0o755)
+	os.WriteFile(d+"/masked/secret", []byte("secret\n"), 0o644)
+	os.WriteFile(d+"/file", []byte("secret file\n"), 0o644)
+	spec := sh(`touch ` + d + `/w 2>/dev/null && echo root-writable; ls ` + d + `/masked | wc -l; cat ` + d + `/file; touch ` + d + `/masked/x 2>/dev/null && echo tmpfs-writable; df -P /dev/shm | tail -1 | awk '{print $2}'`)
+	spec.PrivateMounts = true
+	spec.ReadOnlyRoot = true
+	spec.Mounts = []Mount{
+		{Type: "tmpfs", Target: d + "/masked", ReadOnly: true},
+		{Source: "/dev/null", Target: d + "/file", ReadOnly: true},
+		{Source: "/dev/null", Target: d + "/does-not-exist", Optional: true},
+		{Type: "tmpfs", Target: "/dev/shm", Data: "size=1024k"},
+	}
+	out, ws, _, err := run(t, spec)
+	if err != nil || ws.ExitStatus() != 0 {
+		t.Fatalf("spawn: %v, %v, %q", err, ws, out)
+	}
+	if want := "0\n1024\n"; out != want {
+		t.Errorf("inside = %q, want %q (read-only root, masked dir and file, a 1 MiB /dev/shm)", out, want)
+	}
+	if err := os.WriteFile(d+"/w", nil, 0o644); err != nil {
+		t.Errorf("the host's / is read-only too: %v", err)
+	}
+	if _, err := os.Stat(d + "/does-not-exist"); err == nil {
+		t.Error("an optional mount created its target")
+	}
+}

@@ -80,6 +80,9 @@ type Spec struct {
 	// MountProc mounts a fresh proc on /proc in the child's own mount
 	// namespace, so that a child in a PID namespace sees its own PIDs.
 	MountProc bool
+	// ReadOnlyRoot makes / read-only in the child's own mount namespace,
+	// after Mounts (other file systems mounted under / stay as they are).
+	ReadOnlyRoot bool
 
 	// Caps, if set, are the capabilities the program runs with: the
 	// bounding set is reduced before the user switch, the other sets are
@@ -112,6 +115,7 @@ type wire struct {
 	PrivateMounts   bool
 	Mounts          []Mount
 	MountProc       bool
+	ReadOnlyRoot    bool
 	Caps            *Caps
 	ErrFD           int
 }
@@ -182,7 +186,7 @@ func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
 		Setsid: spec.Setsid, NoNewPrivileges: spec.NoNewPrivileges,
 		NewNamespaces: spec.NewNamespaces, Hostname: spec.Hostname, Init: spec.Init,
 		PrivateMounts: spec.PrivateMounts, Mounts: spec.Mounts, MountProc: spec.MountProc,
-		Caps: spec.Caps,
+		ReadOnlyRoot: spec.ReadOnlyRoot, Caps: spec.Caps,
 	}
 	// The PID namespace is entered here (see Spec.Namespaces); the child
 	// joins the others itself.
