@@ -46,6 +46,7 @@ type ctrRecord struct {
 	Warnings   []string                 // mounts skipped, shown in the status message
 	PIDMode    runtimeapi.NamespaceMode // effective: NODE, POD (the holder's) or CONTAINER
 	Caps       *proc.Caps
+	ReadOnly   bool // readonly_rootfs: / is read-only in the container's mount namespace
 }
 
 // container is a container in memory.
@@ -175,6 +176,8 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	if err != nil {
 		return "", err
 	}
+	sc := cfg.GetLinux().GetSecurityContext()
+	mounts = append(mounts, pathMasks(sc.GetMaskedPaths(), sc.GetReadonlyPaths())...)
 	pidMode, err := containerPIDMode(p, cfg)
 	if err != nil {
 		return "", err
@@ -197,7 +200,7 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	c := &container{cfg: cfg, rec: ctrRecord{
 		ID: id, PodID: podID, Unit: name, Cgroup: p.rec.Cgroup + "/" + id, LogPath: lp, Config: raw,
 		State: runtimeapi.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now().UnixNano(),
-		Mounts: mounts, Warnings: warnings, PIDMode: pidMode, Caps: caps,
+		Mounts: mounts, Warnings: warnings, PIDMode: pidMode, Caps: caps, ReadOnly: sc.GetReadonlyRootfs(),
 	}}
 	u, err := b.buildUnit(name, p, cfg, argv)
 	if err != nil {
@@ -294,6 +297,7 @@ func (b *Backend) adjust(c *container, p *pod) func(sp *proc.Spec, kind string, 
 		sp.PrivateMounts = true
 		sp.Mounts = c.rec.Mounts
 		sp.MountProc = c.rec.PIDMode != runtimeapi.NamespaceMode_NODE
+		sp.ReadOnlyRoot = c.rec.ReadOnly
 		sp.Caps = c.rec.Caps
 		if main && c.stdinR != nil {
 			sp.Stdin = c.stdinR
@@ -378,6 +382,31 @@ func planMounts(ms []*runtimeapi.Mount) ([]proc.Mount, []string, error) {
 		out = append(out, pm)
 	}
 	return out, warnings, nil
+}
+
+// pathMasks hides kubelet's masked paths (a read-only empty tmpfs on a
+// directory, /dev/null on a file) and makes its read-only paths read-only,
+// as runc does; only the container's view changes, and paths this kernel
+// lacks are skipped.
+func pathMasks(masked, readonly []string) []proc.Mount {
+	var out []proc.Mount
+	for _, p := range masked {
+		fi, err := os.Stat(p)
+		switch {
+		case err != nil || !filepath.IsAbs(p):
+			continue
+		case fi.IsDir():
+			out = append(out, proc.Mount{Type: "tmpfs", Target: p, ReadOnly: true, Optional: true})
+		default:
+			out = append(out, proc.Mount{Source: os.DevNull, Target: p, ReadOnly: true, Optional: true})
+		}
+	}
+	for _, p := range readonly {
+		if filepath.IsAbs(p) {
+			out = append(out, proc.Mount{Source: p, Target: p, ReadOnly: true, Optional: true})
+		}
+	}
+	return out
 }
 
 func kind(fi fs.FileInfo) string {

@@ -104,6 +104,23 @@ func TestHostPodMounts(t *testing.T) {
 		t.Errorf("namespaces in the container: %q", ns)
 	}
 
+	// readonly_rootfs, masked and read-only paths, in the container's view only.
+	cfg3 := ctrConfig("ro", "sleep", "300")
+	cfg3.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+		ReadonlyRootfs: true, MaskedPaths: []string{"/proc/keys", "/sys/firmware", "/proc/no-such-thing"}, ReadonlyPaths: []string{"/proc/sys"},
+	}}
+	e.startCtr(t, "cm3", "podm", cfg3, pcfg)
+	probe := filepath.Join("/var/tmp", fmt.Sprintf("corral-native-ro-%d", os.Getpid()))
+	out = e.exec(t, "cm3", "touch "+probe+" 2>/dev/null && echo writable; wc -c < /proc/keys; ls /sys/firmware | wc -l; grep -c ' /proc/sys ro,' /proc/self/mountinfo")
+	if out != "0\n0\n1\n" {
+		os.Remove(probe)
+		t.Errorf("read-only root and masks: %q, want no write, empty /proc/keys and /sys/firmware, read-only /proc/sys", out)
+	}
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		t.Errorf("the host's root became read-only: %v", err)
+	}
+	os.Remove(probe)
+
 	// A writable volume: a missing mount point inside it is created there.
 	cfg2 := ctrConfig("app2", "sleep", "300")
 	sub := t.TempDir()
@@ -142,10 +159,20 @@ func TestHostNetworkPrivateIPC(t *testing.T) {
 		t.Fatalf("RunPodSandbox renamed the host to %q", h)
 	}
 	e.startCtr(t, "ci1", "podi", ctrConfig("app", "sleep", "300"), pcfg)
-	out := e.exec(t, "ci1", "hostname; readlink /proc/self/ns/net /proc/self/ns/ipc")
+	e.startCtr(t, "ci2", "podi", ctrConfig("app2", "sleep", "300"), pcfg)
+	shm := fmt.Sprintf("/dev/shm/corral-native-test-%d", os.Getpid())
+	out := e.exec(t, "ci1", "hostname; readlink /proc/self/ns/net /proc/self/ns/ipc; touch "+shm)
 	f := strings.Fields(out)
 	if len(f) != 3 || f[0] != host || f[1] != readlink(t, "/proc/self/ns/net") || f[2] == readlink(t, "/proc/self/ns/ipc") {
 		t.Errorf("in a host-network pod with its own IPC: %q", out)
+	}
+	// POSIX shared memory: the pod's own /dev/shm, shared by its containers.
+	if _, err := os.Stat(shm); err == nil {
+		os.Remove(shm)
+		t.Error("the pod's /dev/shm is the host's")
+	}
+	if out := e.exec(t, "ci2", "ls "+shm); out != shm+"\n" {
+		t.Errorf("the other container of the pod does not see %s: %q", shm, out)
 	}
 }
 

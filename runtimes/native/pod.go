@@ -203,6 +203,12 @@ func (b *Backend) startHolder(ctx context.Context, p *pod, ns []string) error {
 	if !slices.Contains(ns, "uts") {
 		spec.Hostname = ""
 	}
+	if slices.Contains(ns, "ipc") {
+		// POSIX shared memory is files in /dev/shm, which an IPC
+		// namespace does not cover: the pod gets its own, as with
+		// containerd's sandbox (64 MiB).
+		spec.Mounts = []proc.Mount{{Type: "tmpfs", Target: "/dev/shm", Data: "mode=1777,size=65536k"}}
+	}
 	pid, err := b.units.Spawner().Start(ctx, spec)
 	if pid <= 0 {
 		return fmt.Errorf("namespace holder: %w", err)
