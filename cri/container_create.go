@@ -36,6 +36,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 			}
 		}
 	}()
+	id = s.adoptID(kindContainer, pod.backend, id, bid)
 	r := record{Handler: pod.rec.Handler, BackendID: bid, Pod: pod.id}
 	if err := s.ids.put(kindContainer, id, r); err != nil {
 		return nil, fmt.Errorf("container %q in pod %s: %w", name, pod.id, err)

@@ -161,3 +161,24 @@ func (m *ids) remove(k kind, id string) error {
 	}
 	return nil
 }
+
+// idKeeper is a backend whose IDs clients may see as Corral's (a remote
+// CRI runtime: NRI plugins and its own tools know objects by them).
+type idKeeper interface{ KeepsBackendIDs() bool }
+
+// adoptID returns the backend's ID instead of the fresh one when the
+// backend keeps its IDs, the ID looks like Corral's (64 hex) and no other
+// object has it.
+func (s *Server) adoptID(k kind, b runtimes.Backend, fresh, backendID string) string {
+	ik, ok := b.(idKeeper)
+	if !ok || !ik.KeepsBackendIDs() || len(backendID) != 64 {
+		return fresh
+	}
+	if _, err := hex.DecodeString(backendID); err != nil {
+		return fresh
+	}
+	if _, _, err := s.ids.get(k, backendID); err == nil {
+		return fresh
+	}
+	return backendID
+}

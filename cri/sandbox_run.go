@@ -40,6 +40,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 			}
 		}
 	}()
+	id = s.adoptID(kindPod, b, id, bid)
 	if err := s.ids.put(kindPod, id, record{Handler: handler, BackendID: bid}); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", name, err)
 	}

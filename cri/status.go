@@ -33,10 +33,15 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		st.Conditions = append(st.Conditions, condition(runtimeapi.NetworkReady, s.cniReady()))
 	}
 	resp := &runtimeapi.StatusResponse{Status: st, Features: &runtimeapi.RuntimeFeatures{}}
-	resp.RuntimeHandlers = append(resp.RuntimeHandlers, handlerInfo("")) // the default, as kubelet expects
+	defHF, defRF := s.features(ctx, s.def)
+	if defRF != nil {
+		resp.Features = defRF
+	}
+	resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: defHF}) // the default, as kubelet expects
 	for _, h := range s.handlers {
 		st.Conditions = append(st.Conditions, condition(ConditionHandlerPrefix+h, ready(ctx, s.backends[h].Ready)))
-		resp.RuntimeHandlers = append(resp.RuntimeHandlers, handlerInfo(h))
+		hf, _ := s.features(ctx, h)
+		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: h, Features: hf})
 	}
 	if req.GetVerbose() {
 		cfg, _ := json.Marshal(map[string]any{"default_handler": s.def, "handlers": s.handlers, "stream_address": s.StreamAddr()})
@@ -59,6 +64,24 @@ func ready(ctx context.Context, f func(context.Context) (bool, string, string)) 
 
 func condition(typ string, r readiness) *runtimeapi.RuntimeCondition {
 	return &runtimeapi.RuntimeCondition{Type: typ, Status: r.ok, Reason: r.reason, Message: r.message}
+}
+
+// featurer is a backend that knows what its runtime supports (a remote CRI
+// runtime answers for itself).
+type featurer interface {
+	Features(ctx context.Context) (*runtimeapi.RuntimeHandlerFeatures, *runtimeapi.RuntimeFeatures, error)
+}
+
+// features of handler h: its backend's own answer, or none.
+func (s *Server) features(ctx context.Context, h string) (*runtimeapi.RuntimeHandlerFeatures, *runtimeapi.RuntimeFeatures) {
+	if f, ok := s.backends[h].(featurer); ok {
+		cctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+		if hf, rf, err := f.Features(cctx); err == nil && hf != nil {
+			return hf, rf
+		}
+	}
+	return &runtimeapi.RuntimeHandlerFeatures{}, nil
 }
 
 // handlerInfo: Corral supports neither recursive read-only mounts nor user
