@@ -137,11 +137,14 @@ func startNode(t *testing.T, config string) *node {
 type nodeOptions struct {
 	config string
 	// ownMountNS runs the supervisor (and so every native container) in a
-	// mount namespace of the test's own, made rshared, with the given files
-	// bind-mounted over host paths (target → source). Clients that must see
-	// the same mounts run through node.inNS.
+	// mount namespace of the test's own, made rshared. Clients that must
+	// see the same mounts run through node.inNS.
 	ownMountNS bool
-	binds      map[string]string
+	// hostTools (with ownMountNS) are commands (name → binary) put first
+	// in every container's PATH: a tmpfs on /usr/local/sbin (empty on
+	// Debian, first in the default PATH) holds links to them, in the
+	// node's mount namespace only.
+	hostTools map[string]string
 }
 
 func startNodeWith(t *testing.T, o nodeOptions) *node {
@@ -169,8 +172,11 @@ func startNodeWith(t *testing.T, o nodeOptions) *node {
 		// touch the host's.
 		flags = append(flags, "--mount", "--propagation", "unchanged")
 		script += "mount --make-rshared /\n"
-		for target, source := range o.binds {
-			script += fmt.Sprintf("mount --bind %q %q\n", source, target)
+		if len(o.hostTools) > 0 {
+			script += "mount -t tmpfs -o mode=0755 e2e-tools /usr/local/sbin\n"
+			for name, path := range o.hostTools {
+				script += fmt.Sprintf("ln -s %q /usr/local/sbin/%q\n", path, name)
+			}
 		}
 	}
 	// exec keeps the supervisor's PID = our child's.
