@@ -244,11 +244,10 @@ func loopbackUp() error {
 }
 
 // runInit is the child of an Init spec once set up: it reaps every process
-// re-parented to it (as PID 1 of a PID namespace, all the pod's orphans)
-// and ignores the signals that would otherwise end it, so that only the
-// owner's SIGKILL does.
+// re-parented to it (as PID 1 of a PID namespace, all the pod's orphans).
+// SIGTERM ends it as Go's default does, so that a supervisor shutting down
+// (SIGTERM, then SIGKILL after a grace period) is not kept waiting.
 func runInit() {
-	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE)
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGCHLD)
 	for {

@@ -39,7 +39,11 @@ func hostImage() *runtimeapi.Image {
 		RepoTags:    []string{HostImage},
 		RepoDigests: []string{},
 		Spec:        &runtimeapi.ImageSpec{Image: HostImage},
-		Pinned:      true,
+		// Kubelet refuses an image whose size is 0 ("Id or size of image
+		// is not set"); the host image takes no space of its own, so it
+		// claims the least it can.
+		Size:   1,
+		Pinned: true,
 	}
 }
 
