@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -304,4 +305,14 @@ func quota(r unit.Resources) (quotaUS int64, periodUS uint64) {
 	}
 	q := int64(r.CPUQuotaPerSec) * int64(period) / int64(time.Second) / int64(time.Microsecond)
 	return max(q, 1000), periodUS // the kernel's minimum is 1ms
+}
+
+// limitValue renders a limit for a cgroup file: 0 (unset) and
+// math.MaxUint64 (the unit file said "infinity") both mean no limit, which
+// each file spells its own way ("max", or "-1" for v1 memory).
+func limitValue(v uint64, none string) string {
+	if v == 0 || v == math.MaxUint64 {
+		return none
+	}
+	return strconv.FormatUint(v, 10)
 }

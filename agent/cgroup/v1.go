@@ -122,19 +122,11 @@ func (m *v1) Apply(path string, r unit.Resources) error {
 		shares = cpuWeightToShares(r.CPUWeight)
 	}
 	set("cpu", "cpu.shares", strconv.FormatUint(shares, 10))
-	mem := "-1"
-	if r.MemoryMax > 0 {
-		mem = strconv.FormatUint(r.MemoryMax, 10)
-	}
-	set("memory", "memory.limit_in_bytes", mem)
+	set("memory", "memory.limit_in_bytes", limitValue(r.MemoryMax, "-1"))
 	if r.MemoryLow > 0 {
 		set("memory", "memory.soft_limit_in_bytes", strconv.FormatUint(r.MemoryLow, 10))
 	}
-	tasks := "max"
-	if r.TasksMax > 0 {
-		tasks = strconv.FormatUint(r.TasksMax, 10)
-	}
-	set("pids", "pids.max", tasks)
+	set("pids", "pids.max", limitValue(r.TasksMax, "max"))
 	if r.IOWeight > 0 {
 		// Only with an I/O scheduler that supports weights.
 		for _, f := range []string{"blkio.weight", "blkio.bfq.weight"} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +105,14 @@ func TestV1Apply(t *testing.T) {
 		if got := read(c.ctl, c.file); got != c.want {
 			t.Errorf("after reset %s = %q, want %q", c.file, got, c.want)
 		}
+	}
+	// "infinity" in a unit file (math.MaxUint64) is no limit, not a number
+	// the kernel would reject.
+	if err := m.Apply("a.service", unit.Resources{MemoryMax: math.MaxUint64, TasksMax: math.MaxUint64}); err != nil {
+		t.Fatalf("Apply with infinity: %v", err)
+	}
+	if got := read("pids", "pids.max"); got != "max" {
+		t.Errorf("TasksMax=infinity: pids.max = %q, want max", got)
 	}
 	if s, err := m.Stats("a.service"); err != nil || s.MemoryLimit != 0 {
 		t.Errorf("after reset memory limit %d (%v), want unlimited", s.MemoryLimit, err)

@@ -113,12 +113,7 @@ func (m *v2) Apply(path string, r unit.Resources) error {
 		weight = cpuSharesToWeight(r.CPUShares)
 	}
 	set("cpu", "cpu.weight", strconv.FormatUint(weight, 10))
-	limit := func(v uint64) string {
-		if v == 0 {
-			return "max"
-		}
-		return strconv.FormatUint(v, 10)
-	}
+	limit := func(v uint64) string { return limitValue(v, "max") }
 	set("memory", "memory.max", limit(r.MemoryMax))
 	set("memory", "memory.high", limit(r.MemoryHigh))
 	set("memory", "memory.low", strconv.FormatUint(r.MemoryLow, 10))

@@ -85,6 +85,11 @@ func TestSpawnEnvironment(t *testing.T) {
 		{"rlimit", `ulimit -n; ulimit -H -n`, func(s *Spec) {
 			s.Rlimits = []Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 123, Max: 456}}
 		}, "123\n456\n"},
+		// Above what may be raised (nr_open, or the hard limit without
+		// CAP_SYS_RESOURCE): clamped to the current hard limit.
+		{"rlimit clamped", `ulimit -n; ulimit -H -n`, func(s *Spec) {
+			s.Rlimits = []Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 100, Max: 1 << 30}}
+		}, "100\n" + strconv.FormatUint(hardNofile(t), 10) + "\n"},
 		{"oom raise", `cat /proc/self/oom_score_adj`, func(s *Spec) { s.OOMScoreAdj = ptr(cur + 100) }, strconv.Itoa(cur+100) + "\n"},
 		// We lack CAP_SYS_RESOURCE: lowering is clamped, never fatal.
 		{"oom lower clamped", `cat /proc/self/oom_score_adj`, func(s *Spec) { s.OOMScoreAdj = ptr(-1000) }, strconv.Itoa(cur) + "\n"},
@@ -293,4 +298,12 @@ func TestStartCancelled(t *testing.T) {
 	if pid != 0 || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Start with a cancelled ctx = %d, %v", pid, err)
 	}
+}
+
+func hardNofile(t *testing.T) uint64 {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+		t.Fatal(err)
+	}
+	return l.Max
 }

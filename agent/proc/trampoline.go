@@ -100,7 +100,7 @@ func (w *wire) run() (int, error) {
 		}
 	}
 	for _, l := range w.Rlimits {
-		if err := syscall.Setrlimit(l.Resource, &syscall.Rlimit{Cur: l.Cur, Max: l.Max}); err != nil {
+		if err := setRlimit(l); err != nil {
 			return ExitLimits, fmt.Errorf("setrlimit %s: %w", rlimitName(l.Resource), err)
 		}
 	}
@@ -376,4 +376,22 @@ func joinNamespaces(ns map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// setRlimit sets one Limit*=. Raising a hard limit above the current one
+// needs CAP_SYS_RESOURCE, which root lacks on some machines (DESIGN §8):
+// then the limit is clamped to the current hard limit, like oom_score_adj,
+// because a unit asking for more file descriptors than the machine allows
+// should still start with as many as it may have.
+func setRlimit(l Rlimit) error {
+	err := syscall.Setrlimit(l.Resource, &syscall.Rlimit{Cur: l.Cur, Max: l.Max})
+	if !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	var cur syscall.Rlimit
+	if gerr := syscall.Getrlimit(l.Resource, &cur); gerr != nil || l.Max <= cur.Max {
+		return err
+	}
+	clamped := syscall.Rlimit{Cur: min(l.Cur, cur.Max), Max: cur.Max}
+	return syscall.Setrlimit(l.Resource, &clamped)
 }
