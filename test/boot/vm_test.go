@@ -96,7 +96,10 @@ func startVM(t *testing.T, c vmConfig) *vm {
 	port := freePort(t)
 	qmp := filepath.Join(filepath.Dir(c.disk), c.name+".qmp")
 	os.Remove(qmp)
-	appendArgs := "console=ttyS0 root=/dev/vda rw net.ifnames=0 panic=-1 loglevel=4 systemd.show_status=1 " + extra
+	// Both inits boot to multi-user.target (Debian's default.target is
+	// graphical.target, which only adds a display manager).
+	appendArgs := "console=ttyS0 root=/dev/vda rw net.ifnames=0 panic=-1 loglevel=4 systemd.show_status=1 " +
+		"systemd.unit=multi-user.target corral.unit=multi-user.target " + extra
 	if c.init != "" {
 		appendArgs += " init=" + c.init
 	}
@@ -204,6 +207,27 @@ func (v *vm) waitLine(ctx context.Context, re *regexp.Regexp) (time.Time, error)
 			return time.Time{}, fmt.Errorf("%s: no console line %q: %w", v.name, re, ctx.Err())
 		}
 	}
+}
+
+// switchRoot returns when the host read the initramfs' switch_root line and
+// the guest uptime it carries.
+func (v *vm) switchRoot(ctx context.Context) (time.Time, time.Duration, error) {
+	at, err := v.waitLine(ctx, switchRootLine)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, l := range v.lines {
+		if m := switchRootLine.FindStringSubmatch(l.text); m != nil {
+			f, err := strconv.ParseFloat(m[1], 64)
+			if err != nil {
+				return time.Time{}, 0, fmt.Errorf("%s: switch_root line %q: %w", v.name, l.text, err)
+			}
+			return at, time.Duration(f * float64(time.Second)), nil
+		}
+	}
+	return time.Time{}, 0, fmt.Errorf("%s: no switch_root line", v.name)
 }
 
 // tail returns the last n console lines, for failure messages.
