@@ -8,6 +8,13 @@ command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v socat >/dev/null || need+=(socat)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 command -v iptables >/dev/null || need+=(iptables)
+# The boot test (test/boot, hack/boot): QEMU, the image and its initramfs.
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+{ [ -x /bin/busybox ] && /bin/busybox --list | grep -x switch_root >/dev/null && ! ldd /bin/busybox >/dev/null 2>&1; } || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
+command -v depmod >/dev/null || need+=(kmod)
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq

@@ -28,8 +28,12 @@ type Loader struct {
 // extra directories (--unit-dir) first.
 func SearchPath(root string, extra ...string) []string {
 	dirs := append([]string(nil), extra...)
+	// run/corral/generator holds what Corral's generators write at boot
+	// (fstab mounts, the serial getty, masks): systemd's
+	// /run/systemd/generator has the same place, after /etc and /run so
+	// the administrator still wins, before the packaged units it overrides.
 	for _, d := range []string{"etc/corral/system", "etc/systemd/system", "run/corral/system",
-		"run/systemd/system", "lib/systemd/system", "usr/lib/systemd/system"} {
+		"run/systemd/system", "run/corral/generator", "lib/systemd/system", "usr/lib/systemd/system"} {
 		dirs = append(dirs, filepath.Join(root, d))
 	}
 	return dirs
