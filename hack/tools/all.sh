@@ -2,7 +2,7 @@
 # all.sh [TOOL...] ensures every test tool (or the named ones: crictl critest
 # containerd busybox images kubelet) and prints one line per tool on stdout:
 #   <tool> <path> <build seconds of the cached build>
-# On a fresh machine the builds take about 12 minutes in all on 2 cores, most
+# On a fresh machine the builds take about 13 minutes in all on 2 cores, most
 # of it kubelet, which therefore builds in the background alongside the rest.
 source "$(dirname "$0")/lib.sh"
 

@@ -7,7 +7,7 @@
 #   imgreg -addr 127.0.0.1:0 -certs-dir DIR/certs.d -addr-file DIR/addr
 # It prints "READY <addr>" when every image is pushed; point containerd's
 # registry config_path at DIR/certs.d. The cache key is a hash of the tool
-# sources, so editing them rebuilds (about 20 s) while busybox stays cached.
+# sources, so editing them rebuilds (a few seconds) while busybox stays cached.
 source "$(dirname "$0")/lib.sh"
 
 bb=$("$TOOLS_DIR/busybox.sh")
