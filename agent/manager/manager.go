@@ -41,7 +41,14 @@ type Config struct {
 	// sysinit.target and re-run its early boot (systemd-tmpfiles-setup
 	// wipes /tmp).
 	SystemUnits bool
-	Log         *slog.Logger
+	// Boot is set when PID 1 started the core: before the default target
+	// it runs the boot steps of boot.go (machine ID, random seed,
+	// generators, masks, tmpfiles, /dev/log), once per boot.
+	Boot bool
+	// Cmdline is the kernel command line for the boot generators; "" reads
+	// /proc/cmdline.
+	Cmdline string
+	Log     *slog.Logger
 	// OnShutdown handles a shutdown request from the API. Under `corral
 	// init` the supervisor must drive it (it would otherwise restart the
 	// agent); nil means: stop every unit and return from Run.
@@ -180,6 +187,10 @@ func (m *Manager) Run(ctx context.Context, target string) error {
 	go func() { defer wg.Done(); m.engine.Run(bg) }()
 	close(m.ready)
 
+	var atShutdown func()
+	if m.cfg.Boot {
+		atShutdown = m.boot(ctx)
+	}
 	if target != "" {
 		if j, err := m.engine.Enqueue(ctx, target, job.Start, job.Replace); err != nil {
 			m.log.Error("start default target", "unit", target, "err", err)
@@ -195,6 +206,9 @@ func (m *Manager) Run(ctx context.Context, target string) error {
 	sctx, scancel := context.WithTimeout(bg, 5*time.Minute)
 	m.stopAll(sctx)
 	scancel()
+	if atShutdown != nil {
+		atShutdown()
+	}
 	stopBG()
 	wg.Wait()
 	m.closeAll()

@@ -75,6 +75,16 @@ func (x executor) Start(ctx context.Context, name string) error {
 		e.setActive("active")
 	case unit.TypeTarget:
 		e.setActive("active")
+	case unit.TypeMount:
+		if err := x.m.startMount(ctx, u); err != nil {
+			return err
+		}
+		e.setActive("active")
+	case unit.TypeDevice:
+		if err := devicepresent(x.m.cfg.Root, u.Name); err != nil {
+			return err
+		}
+		e.setActive("active")
 	default:
 		return &job.ResultError{Result: job.Unsupported, Err: fmt.Errorf("unit %s: %s units are not supported yet", name, u.Type)}
 	}
@@ -93,6 +103,11 @@ func (x executor) Stop(ctx context.Context, name string) error {
 		err := e.sock.Stop(ctx)
 		x.m.persistSimple(e)
 		return err
+	}
+	if u.Type == unit.TypeMount {
+		if err := x.m.stopMount(ctx, u); err != nil {
+			return err
+		}
 	}
 	if u.Type == unit.TypeSlice {
 		if p := sliceCgroup(u.Name); p != "" {

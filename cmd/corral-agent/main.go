@@ -70,6 +70,8 @@ func run() int {
 	}
 
 	cfg := manager.Config{Root: *root, UnitDirs: unitDirs, CgroupBase: *cgroup, Helper: *helper, Log: log}
+	// Started by PID 1: run the boot steps (docs/BOOT.md) before the default target.
+	cfg.Boot = os.Getppid() == 1
 	switch *sysUnits {
 	case "yes":
 		cfg.SystemUnits = true
