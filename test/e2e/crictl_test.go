@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -292,7 +293,13 @@ func TestCrictlCNIPod(t *testing.T) {
 	writeFile(t, www, "index.html", "served from a corral pod\n")
 	logDir := filepath.Join(dir, "logs")
 	pod := writeFile(t, dir, "pod.json", podJSON("cnipod", logDir, netPod))
-	ctr := writeFile(t, dir, "ctr.json", ctrJSON("web", "/usr/bin/python3", "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", www))
+	// A plain TCPServer: http.server's HTTPServer resolves its own name at
+	// bind (getfqdn), which waits for DNS timeouts (10 s) in a pod network
+	// with no route to the host's resolver.
+	server := `import functools, http.server, socketserver
+socketserver.TCPServer(("0.0.0.0", 8080), functools.partial(http.server.SimpleHTTPRequestHandler, directory=` +
+		strconv.Quote(www) + `)).serve_forever()`
+	ctr := writeFile(t, dir, "ctr.json", ctrJSON("web", "/usr/bin/python3", "-c", server))
 	podID := n.must("runp", pod)
 	ctrID := n.must("create", podID, ctr, pod)
 	n.must("start", ctrID)
@@ -342,7 +349,7 @@ func TestCrictlCNIPod(t *testing.T) {
 // httpGet retries until the server answers (it starts asynchronously).
 func httpGet(t *testing.T, url string, limit time.Duration) string {
 	t.Helper()
-	c := &http.Client{Timeout: 3 * time.Second}
+	c := &http.Client{Timeout: 2 * time.Second}
 	var body string
 	eventually(t, "GET "+url, limit, func() error {
 		resp, err := c.Get(url)
