@@ -71,6 +71,9 @@ func bootRoot(t *testing.T) string {
 	w(lib+"multi-user.target", "[Unit]\nDescription=Multi-User System\nWants=getty.target systemd-logind.service\nAfter=local-fs.target\n")
 	w(lib+"serial-getty@.service", "[Unit]\nBindsTo=dev-%i.device\nAfter=dev-%i.device\nDefaultDependencies=no\n"+
 		"[Service]\nExecStart=/bin/sleep 1000\n")
+	// The getty generator's drop-in runs agetty on the line; here a later
+	// drop-in puts sleep back, so that no test touches the host's ttyS0.
+	w("etc/systemd/system/serial-getty@.service.d/zz-test.conf", "[Service]\nExecStart=\nExecStart=/bin/sleep 1000\n")
 	w(lib+"systemd-logind.service", "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/false\n")
 	w("etc/fstab", "# test\ntmpfs /mnt tmpfs size=1m,mode=0755 0 0\n")
 	w("etc/machine-id", "")
@@ -118,6 +121,10 @@ func TestBootSteps(t *testing.T) {
 	}
 	waitFor(t, "multi-user.target", active("multi-user.target"))
 	waitFor(t, "serial-getty@ttyS0.service", active("serial-getty@ttyS0.service"))
+	pid := m.get("serial-getty@ttyS0.service").svc.Status().MainPID
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "sleep" {
+		t.Errorf("serial-getty@ttyS0.service runs %q (pid %d), want the test's sleep", comm, pid)
+	}
 	if st := m.get("dev-ttyS0.device").activeState(); st != "active" {
 		t.Errorf("dev-ttyS0.device is %s", st)
 	}
