@@ -54,3 +54,9 @@ clean:
 e2e: build
 	hack/e2e-deps.sh
 	$(GO) test -count=1 -timeout 60m -tags e2e ./test/...
+
+# vm-assets builds the VM pods' guest kernel, initramfs (with the guest
+# agent as /init) and busybox image into build/vm (cached; see hack/vm).
+.PHONY: vm-assets
+vm-assets:
+	hack/vm/assets.sh $(CURDIR)/build/vm

@@ -11,6 +11,7 @@ import (
 	"corral.io/corral/cri"
 	"corral.io/corral/runtimes"
 	nativert "corral.io/corral/runtimes/native"
+	"corral.io/corral/runtimes/qemu"
 	"corral.io/corral/runtimes/remote"
 )
 
@@ -88,6 +89,16 @@ func buildBackends(cfg *config.Config, root, cgroupRoot string, m *manager.Manag
 				b = cri.Unavailable(h.Backend, err.Error())
 			} else {
 				b = rb
+			}
+		case config.BackendQemu:
+			qb, err := qemu.New(m, qemu.Config{Kernel: h.Kernel, Initrd: h.Initrd,
+				CgroupBase: filepath.Join(cgroupRoot, "kubepods"),
+				RunDir:     filepath.Join(root, "run", "corral", "qemu", name),
+				Log:        log.With("handler", name)})
+			if err != nil {
+				b = cri.Unavailable(h.Backend, err.Error())
+			} else {
+				b = qb
 			}
 		default:
 			b = cri.Unavailable(h.Backend, fmt.Sprintf("backend %s is not built into this agent yet", h.Backend))

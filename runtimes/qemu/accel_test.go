@@ -1,0 +1,50 @@
+package qemu
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestDetectAccel(t *testing.T) {
+	const vmx = "processor\t: 0\nflags\t\t: fpu vme vmx sse\ncpu MHz\t\t: 2596.124\n"
+	const plain = "processor\t: 0\nflags\t\t: fpu vme sse\ncpu MHz\t\t: 2000.000\n"
+	for _, tc := range []struct {
+		name    string
+		h       HostInfo
+		accel   string
+		cpu     string
+		cmdline []string
+	}{
+		{"kvm", HostInfo{CPUInfo: vmx, DevKVM: true}, "kvm", "host", nil},
+		{"pvm falls back to tcg", HostInfo{CPUInfo: vmx, DevKVM: true, PVM: true}, "tcg", "max", []string{"tsc_early_khz=2596124", "tsc=reliable"}},
+		{"no /dev/kvm", HostInfo{CPUInfo: vmx}, "tcg", "max", []string{"tsc_early_khz=2596124", "tsc=reliable"}},
+		{"no vmx flag", HostInfo{CPUInfo: plain, DevKVM: true}, "tcg", "max", []string{"tsc_early_khz=2000000", "tsc=reliable"}},
+		{"no MHz line", HostInfo{CPUInfo: "flags: sse\n"}, "tcg", "max", []string{"tsc=reliable"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := DetectAccel(tc.h)
+			if a.Name != tc.accel || a.CPU != tc.cpu || !slices.Equal(a.Cmdline, tc.cmdline) {
+				t.Errorf("DetectAccel = %+v, want %s %s %v", a, tc.accel, tc.cpu, tc.cmdline)
+			}
+		})
+	}
+}
+
+func TestArgs(t *testing.T) {
+	a := Accel{Name: "tcg", CPU: "max", Cmdline: []string{"tsc=reliable"}}
+	args := Args(a, Machine{Kernel: "/k", Initrd: "/i", MemoryMiB: 256, CPUs: 2, Images: []string{"/a.ext4", "/b.ext4"},
+		AgentSocket: "/r/agent.sock", QMPSocket: "/r/qmp.sock", Console: "/r/console.log"})
+	line := strings.Join(args, " ")
+	for _, want := range []string{
+		"-M microvm", "-accel tcg", "-cpu max", "-m 256", "-smp 2", "-nodefaults", "-display none", "-no-reboot",
+		"-kernel /k", "-initrd /i", "tsc=reliable", "-serial file:/r/console.log",
+		"-qmp unix:/r/qmp.sock,server=on,wait=off",
+		"socket,id=agent,path=/r/agent.sock,server=on,wait=off", "virtserialport,name=agent,chardev=agent",
+		"id=img0,file=/a.ext4,format=raw,if=none,readonly=on", "id=img1,file=/b.ext4",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("args lack %q:\n%s", want, line)
+		}
+	}
+}
