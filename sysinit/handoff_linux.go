@@ -14,8 +14,10 @@ import (
 // HandoffEnv names the environment variable through which a sysinit that
 // re-execs itself (SIGTERM to PID 1) tells its successor which core is
 // running and which exits it recorded: "agent=PID start=UNIXNANO
-// dropped=N fd=FD", the records being RecordSize-byte entries in the memfd
-// FD. The core keeps running across the exec, so no unit notices.
+// dropped=N fd=FD stream=FD2", the records being RecordSize-byte entries in
+// the memfd FD, and FD2 the write end of the running core's exit-record
+// stream (absent if it has none). The core keeps running across the exec,
+// so no unit notices, and it keeps receiving exit records.
 const HandoffEnv = "CORRAL_SYSINIT_HANDOFF"
 
 // Handoff is the state a sysinit passes to the next one over exec.
@@ -24,6 +26,7 @@ type Handoff struct {
 	AgentStart time.Time
 	Records    []Record
 	Dropped    uint64
+	Stream     int // write end of the core's exit-record stream; 0 = none
 }
 
 // Export writes the records to a memfd that survives exec and returns the
@@ -55,6 +58,12 @@ func (h Handoff) Export() (string, int, error) {
 		start = h.AgentStart.UnixNano()
 	}
 	env := fmt.Sprintf("%s=agent=%d start=%d dropped=%d fd=%d", HandoffEnv, h.AgentPID, start, h.Dropped, fd)
+	if h.Stream > 0 {
+		// It must survive the exec; ImportHandoff sets close-on-exec again.
+		if _, err := unix.FcntlInt(uintptr(h.Stream), unix.F_SETFD, 0); err == nil {
+			env += fmt.Sprintf(" stream=%d", h.Stream)
+		}
+	}
 	return env, fd, nil
 }
 
@@ -80,6 +89,11 @@ func ImportHandoff(v string) (Handoff, error) {
 			h.Dropped = uint64(n)
 		case "fd":
 			fd = int(n)
+		case "stream":
+			if n > 2 {
+				h.Stream = int(n)
+				unix.CloseOnExec(h.Stream)
+			}
 		}
 	}
 	if fd < 0 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -92,6 +93,7 @@ type Supervisor struct {
 	bo         backoff
 	restart    *time.Timer // pending restart of the core, or nil
 	stopping   bool
+	out        *stream // exit records to the current core (see stream), or nil
 }
 
 // New returns a supervisor for cfg with defaults filled in.
@@ -119,7 +121,8 @@ func New(cfg Config) *Supervisor {
 }
 
 // Records is the table of exits of processes reaped while they were not the
-// core; a later issue hands it to the next core.
+// core; every core the supervisor starts receives it over its exit-record
+// stream (see stream).
 func (s *Supervisor) Records() *Table { return s.table }
 
 // errPanic is returned by Run after it recovered from a panic and shut down.
@@ -197,7 +200,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // Handoff is what a re-exec'd sysinit needs to adopt the running core.
 // Valid after Serve returned ActionReexec.
 func (s *Supervisor) Handoff() Handoff {
-	return Handoff{AgentPID: s.agentPID, AgentStart: s.agentStart, Records: s.table.Records(), Dropped: s.table.Dropped()}
+	h := Handoff{AgentPID: s.agentPID, AgentStart: s.agentStart, Records: s.table.Records(), Dropped: s.table.Dropped()}
+	if s.out != nil {
+		h.Stream = s.out.fd
+	}
+	return h
 }
 
 // Serve is Run that also reports how it ended. Outside PID 1 that is always
@@ -307,6 +314,9 @@ func (s *Supervisor) adopt() bool {
 		return false
 	}
 	s.agentPID, s.agentStart = h.AgentPID, h.AgentStart
+	if h.Stream > 0 {
+		s.out = &stream{fd: h.Stream}
+	}
 	if s.agentStart.IsZero() {
 		s.agentStart = time.Now()
 	}
@@ -323,15 +333,31 @@ func (s *Supervisor) startAgent() {
 	if s.devnull != nil {
 		in = s.devnull.Fd()
 	}
+	files := []uintptr{in, out, out}
+	s.out.close()
+	s.out = nil
+	if rd, st, err := newStream(s.cfg.MaxRecords); err != nil {
+		s.log.Error("the core gets no exit records", "err", err)
+	} else {
+		defer unix.Close(rd)
+		if n := st.send(s.table.Records()); n > 0 {
+			s.log.Warn("exit records did not fit the pipe", "dropped", n)
+		}
+		s.out = st
+		files = append(files, uintptr(rd))
+		argv = append(argv, "--exit-records-fd", strconv.Itoa(ExitRecordsFD))
+	}
 	pid, err := syscall.ForkExec(s.cfg.Agent, argv, &syscall.ProcAttr{
 		Env:   os.Environ(),
-		Files: []uintptr{in, out, out},
+		Files: files,
 		// Its own process group: a ^C on the terminal of `make run` reaches
 		// only the supervisor, which then stops the core in order.
 		Sys: &syscall.SysProcAttr{Setpgid: true},
 	})
 	if err != nil {
 		s.log.Error("cannot start core", "path", s.cfg.Agent, "err", err)
+		s.out.close()
+		s.out = nil
 		s.scheduleRestart(max(s.bo.next(0), backoffMin))
 		return
 	}
@@ -356,6 +382,7 @@ func (s *Supervisor) reap() {
 			return
 		}
 		s.table.Add(r)
+		s.out.send([]Record{r})
 		s.log.Info("reaped orphan", "pid", r.PID, "start_time", r.StartTime, "status", Describe(r.Status))
 	})
 }
@@ -363,6 +390,8 @@ func (s *Supervisor) reap() {
 func (s *Supervisor) agentExited(r Record) {
 	up := r.Time.Sub(s.agentStart)
 	s.agentPID = 0
+	s.out.close()
+	s.out = nil
 	if s.stopping {
 		s.log.Info("core exited", "pid", r.PID, "status", Describe(r.Status), "uptime", up)
 		return

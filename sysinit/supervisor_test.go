@@ -202,7 +202,7 @@ func TestAgentGetsFlagsAndIsRestartedAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantArgs := strings.Join([]string{filepath.Join(binDir, "corral-agent"), "--root", h.root, "--unit-dir", "/nonexistent/units",
-		"--cgroup-root", "corral-test", "--helper", filepath.Join(binDir, "corral")}, "\n") + "\n"
+		"--cgroup-root", "corral-test", "--helper", filepath.Join(binDir, "corral"), "--exit-records-fd", "3"}, "\n") + "\n"
 	if string(args) != wantArgs {
 		t.Errorf("agent argv:\n%s\nwant:\n%s", args, wantArgs)
 	}
@@ -390,4 +390,52 @@ func TestPanicLeadsToOrderlyShutdown(t *testing.T) {
 	if !strings.Contains(out.String(), "supervisor panicked") {
 		t.Errorf("panic not logged:\n%s", out.String())
 	}
+}
+
+// TestExitRecordsReachTheCoreAndItsSuccessor checks the hand-over of issue
+// 7: an orphan that exits with status 7 is reported to the running core
+// over its exit-record stream at once, and to the next core (after the
+// first was SIGKILLed) from the table.
+func TestExitRecordsReachTheCoreAndItsSuccessor(t *testing.T) {
+	h := startInit(t, []string{"orphan7"})
+	h.waitUntil("the agent is ready", func() bool { return h.exists("ready") })
+	first := h.starts()[0]
+	orphan := h.readPID("orphan7.pid")
+	want := func(agent int) string { return fmt.Sprintf("%d %d ", agent, orphan) }
+	line := func(agent int) string {
+		b, _ := os.ReadFile(h.path("records"))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, want(agent)) {
+				return l
+			}
+		}
+		return ""
+	}
+	h.waitUntil("the running core gets the orphan's record", func() bool { return line(first) != "" })
+	f := strings.Fields(line(first))
+	if ws := syscall.WaitStatus(atoi(t, f[3])); !ws.Exited() || ws.ExitStatus() != 7 {
+		t.Errorf("record %q: status %v, want exit 7", line(first), ws)
+	}
+	if start, _ := strconv.ParseUint(f[2], 10, 64); start == 0 {
+		t.Errorf("record %q has no start time", line(first))
+	}
+
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	h.waitUntil("the agent was restarted", func() bool { return len(h.starts()) >= 2 })
+	second := h.starts()[1]
+	h.waitUntil("the next core gets the table", func() bool { return line(second) != "" })
+	if got := strings.Fields(line(second)); got[3] != f[3] || got[2] != f[2] {
+		t.Errorf("next core got %q, first got %q", line(second), line(first))
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -53,6 +53,11 @@ type Config struct {
 	// init` the supervisor must drive it (it would otherwise restart the
 	// agent); nil means: stop every unit and return from Run.
 	OnShutdown func(action string)
+	// ExitRecords is the supervisor's stream of exit records
+	// (sysinit.Record) of processes it reaped: how the core learns the
+	// exit status of services it adopted after a restart (recover.go).
+	// Nil: exits of adopted processes are known only as "unknown".
+	ExitRecords *os.File
 }
 
 // Paths under the root.
@@ -74,6 +79,7 @@ type Manager struct {
 	notify *notify.Listener
 	logs   *logs.Store
 	db     *state.DB
+	book   *exitBook // exit records from the supervisor (recover.go)
 
 	// runCtx is the context of Run; work started by callbacks (auto-restart,
 	// socket activation, follow-up jobs) hangs off it, never off a request.
@@ -113,6 +119,7 @@ func New(cfg Config) (*Manager, error) {
 		state:   "starting",
 		spawn:   &proc.Spawner{Helper: cfg.Helper},
 		reaper:  reaper.New(cfg.Log),
+		book:    newExitBook(cfg.ExitRecords),
 	}
 	var err error
 	if m.db, err = state.Open(cfg.statePath(), cfg.Log); err != nil {
@@ -167,6 +174,7 @@ func (m *Manager) closeAll() {
 	if m.db != nil {
 		m.db.Close()
 	}
+	m.book.close()
 }
 
 // Run starts the reaper, the notify socket and the job engine, then starts
@@ -185,13 +193,21 @@ func (m *Manager) Run(ctx context.Context, target string) error {
 	go func() { defer wg.Done(); m.reaper.Run(bg) }()
 	go func() { defer wg.Done(); m.notify.Run(bg, m.routeNotify) }()
 	go func() { defer wg.Done(); m.engine.Run(bg) }()
+	// Re-adopt what a previous core left running, before anything can
+	// start a unit a second time (recover.go).
+	recovered := m.recoverUnits(ctx)
 	close(m.ready)
 
 	var atShutdown func()
 	if m.cfg.Boot {
 		atShutdown = m.boot(ctx)
 	}
-	if target != "" {
+	if target != "" && recovered && m.lookup(target) != nil && m.lookup(target).activeState() == "active" {
+		// The previous core reached it; starting it again would start
+		// what was stopped or failed since, which a restart of the
+		// core must not do (as systemd's daemon-reexec).
+		m.log.Info("default target already active after recovery; not started again", "unit", target)
+	} else if target != "" {
 		if j, err := m.engine.Enqueue(ctx, target, job.Start, job.Replace); err != nil {
 			m.log.Error("start default target", "unit", target, "err", err)
 			fmt.Fprintf(os.Stderr, "corral: failed to reach %s: %v\n", target, err)

@@ -106,6 +106,9 @@ func exitResult(e reaper.Exit, daemon bool, ok unit.ExitStatusSet, ignore bool) 
 	if ignore {
 		return Success
 	}
+	if e.Status == StatusUnknown { // an adopted process (adopt.go)
+		return Unknown
+	}
 	if sig := e.Signal(); sig != 0 {
 		if daemon && (sig == syscall.SIGHUP || sig == syscall.SIGINT || sig == syscall.SIGTERM || sig == syscall.SIGPIPE) {
 			return Success
@@ -136,7 +139,9 @@ func (s *Service) onMainExit(e reaper.Exit) {
 	s.st.MainPID, s.st.MainPIDStart = 0, 0
 	ee := e
 	s.mainExit = &ee
-	if sig := e.Signal(); sig != 0 {
+	if e.Status == StatusUnknown {
+		s.st.ExecMainCode, s.st.ExecMainStatus = 0, 0 // adopt.go: nobody saw it end
+	} else if sig := e.Signal(); sig != 0 {
 		s.st.ExecMainCode, s.st.ExecMainStatus = cldKilled, int(sig)
 		if e.Status.CoreDump() {
 			s.st.ExecMainCode = cldDumped

@@ -104,6 +104,7 @@ type Service struct {
 	ctlCmd     *cmdRun // control process command in progress
 	mainExit   *reaper.Exit
 	watches    map[int]chan struct{} // PID → stop watching
+	pidw       PIDWatcher            // exits of adopted processes (adopt.go); nil unless adopted
 	invocation string
 
 	timer    *time.Timer

@@ -44,6 +44,7 @@ func run() int {
 		level    = flag.String("log-level", "info", "debug, info, warn or error")
 		target   = flag.String("default-target", "default.target", "unit started at boot; empty starts nothing")
 		sysUnits = flag.String("system-units", "auto", "search systemd's unit directories too: yes, no, or auto (only when the supervisor is PID 1)")
+		recFD    = flag.Int("exit-records-fd", -1, "inherited fd on which the supervisor streams exit records of processes it reaped (sysinit.Record)")
 	)
 	flag.Var(&unitDirs, "unit-dir", "extra unit directory searched first (repeatable)")
 	flag.Parse()
@@ -70,6 +71,11 @@ func run() int {
 	}
 
 	cfg := manager.Config{Root: *root, UnitDirs: unitDirs, CgroupBase: *cgroup, Helper: *helper, Log: log}
+	if *recFD > 2 {
+		// Not for the services we spawn: close-on-exec before anything forks.
+		unix.CloseOnExec(*recFD)
+		cfg.ExitRecords = os.NewFile(uintptr(*recFD), "exit-records")
+	}
 	// Started by PID 1: run the boot steps (docs/BOOT.md) before the default target.
 	cfg.Boot = os.Getppid() == 1
 	switch *sysUnits {

@@ -9,11 +9,17 @@
 //	linger      if present: fork `setsid sleep 1000` (pid in linger.pid) and a detached
 //	            `sh -c 'sleep 1000 & echo $! >linger2.pid; wait'` that are left running on SIGTERM
 //	ignoreterm  if present: ignore SIGTERM
+//	orphan7     if present: fork a short-lived orphan that exits with status 7 (pid in orphan7.pid)
+//	records     written: one line "<agent pid> <pid> <start time> <wait status>" per exit record
+//	            read from --exit-records-fd
 //
 // On SIGTERM it appends "TERM" to events and exits 0; on SIGHUP it appends "HUP".
 package main
 
 import (
+	"encoding/binary"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -26,9 +32,13 @@ import (
 
 func main() {
 	var root string
+	recFD := -1
 	for i, a := range os.Args {
 		if a == "--root" && i+1 < len(os.Args) {
 			root = os.Args[i+1]
+		}
+		if a == "--exit-records-fd" && i+1 < len(os.Args) {
+			recFD, _ = strconv.Atoi(os.Args[i+1])
 		}
 	}
 	p := func(n string) string { return filepath.Join(root, n) }
@@ -37,6 +47,12 @@ func main() {
 	os.WriteFile(p("args"), []byte(strings.Join(os.Args, "\n")+"\n"), 0o644)
 	if exists("crash") {
 		os.Exit(1)
+	}
+	if recFD >= 0 {
+		go readRecords(os.NewFile(uintptr(recFD), "exit-records"), p("records"))
+	}
+	if exists("orphan7") {
+		exec.Command("sh", "-c", "sh -c 'sleep 0.5; exit 7' & echo $! >"+p("orphan7.pid")+".tmp; mv "+p("orphan7.pid")+".tmp "+p("orphan7.pid")).Run()
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
@@ -77,4 +93,20 @@ func appendLine(path, s string) {
 	}
 	f.WriteString(s + "\n")
 	f.Close()
+}
+
+// readRecords decodes the supervisor's exit-record stream (the layout of
+// sysinit.Record, which this test binary must not import to stay a
+// stand-alone fake) until EOF.
+func readRecords(f *os.File, out string) {
+	b := make([]byte, 24)
+	for {
+		if _, err := io.ReadFull(f, b); err != nil {
+			return
+		}
+		pid := int32(binary.LittleEndian.Uint32(b[0:]))
+		ws := binary.LittleEndian.Uint32(b[4:])
+		start := binary.LittleEndian.Uint64(b[8:])
+		appendLine(out, fmt.Sprintf("%d %d %d %d", os.Getpid(), pid, start, ws))
+	}
 }
