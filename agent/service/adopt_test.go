@@ -75,7 +75,7 @@ func TestAdopt(t *testing.T) {
 			mod: func(s *unit.Service) { s.Type = unit.Oneshot; s.RemainAfterExit = true },
 			rec: Adoption{SubState: Exited, ExecMainCode: cldExited}, want: Exited, result: Success, code: cldExited},
 		{name: "failed is restored quietly",
-			rec: Adoption{SubState: Failed, Result: ExitCode, ExecMainCode: cldExited, ExecMainStatus: 9, NRestarts: 2},
+			rec:  Adoption{SubState: Failed, Result: ExitCode, ExecMainCode: cldExited, ExecMainStatus: 9, NRestarts: 2},
 			want: Failed, result: ExitCode, code: cldExited, status: 9},
 		{name: "a stop in progress goes on and never restarts",
 			mod: func(s *unit.Service) { s.Restart = unit.RestartAlways },
