@@ -36,10 +36,12 @@ var readyLine = regexp.MustCompile(`Reached target .*(multi-user\.target|Multi-U
 var switchRootLine = regexp.MustCompile(`^initramfs: switch_root to \S+ at ([0-9.]+)`)
 
 // services are what the image runs and the test checks.
-var services = []string{"ssh.service", "cron.service", "rsyslog.service", "nginx.service"}
+// serial-getty@ttyS0.service comes from the inits' getty generators
+// (console=ttyS0 on the kernel command line).
+var services = []string{"ssh.service", "cron.service", "rsyslog.service", "nginx.service", "serial-getty@ttyS0.service"}
 
 // daemons are their processes, checked independently of the init's CLI.
-var daemons = []string{"sshd", "cron", "rsyslogd", "nginx"}
+var daemons = []string{"sshd", "cron", "rsyslogd", "nginx", "agetty"}
 
 type initKind struct {
 	name string
@@ -223,6 +225,17 @@ func bootTwice(t *testing.T, img, work, initrd string, k initKind) (r result) {
 			r.servicesOK = false
 			problem("%s is not running", d)
 		}
+	}
+
+	// syslog(3) keeps working: whoever owns /dev/log (rsyslog binds its
+	// own under both inits' units) gets the message to /var/log/syslog.
+	mark := "boottest-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if out, err := v.ssh(ctx, "logger -t boottest "+mark+"; for i in $(seq 40); do grep -q "+mark+
+		" /var/log/syslog && exit 0; sleep 0.25; done; ls -l /dev/log; exit 1"); err != nil {
+		problem("syslog message not in /var/log/syslog: %v %s", err, out)
+	}
+	if out, err := v.ssh(ctx, "ls -l /dev/log; ss -xap 2>/dev/null | grep -F /dev/log || true"); err == nil {
+		t.Logf("%s: /dev/log: %s", k.name, strings.TrimSpace(out))
 	}
 
 	rss := func(pid string) string {
