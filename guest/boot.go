@@ -42,7 +42,7 @@ var earlyMounts = []mount{
 }
 
 // Boot does PID 1's early work: mounts, the kernel modules listed in
-// /modules.order (dependency order, written by hack/vm/assets.sh), and
+// /modules.boot (dependency order, written by hack/vm/assets.sh), and
 // loopback. Errors are logged and boot goes on: a VM that cannot reach the
 // host is still better diagnosed from its console than a kernel panic.
 func Boot(log *slog.Logger) {
@@ -51,12 +51,30 @@ func Boot(log *slog.Logger) {
 			log.Error("early mount", "err", err)
 		}
 	}
-	if err := LoadModules("/modules.order", "/lib/modules"); err != nil {
+	if err := LoadModules("/modules.boot", "/lib/modules"); err != nil {
 		log.Error("modules", "err", err)
 	}
 	if err := loopbackUp(); err != nil {
 		log.Error("loopback", "err", err)
 	}
+	// Modules nothing needs before the host connects (net, vsock,
+	// virtiofs, the power button) load while the agent already serves:
+	// every finit_module under TCG costs milliseconds of relocation.
+	go func() {
+		if err := LoadModules("/modules.later", "/lib/modules"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Error("modules", "err", err)
+		}
+	}()
+}
+
+// Uptime is the guest's time since boot, for the boot-time breakdown.
+func Uptime() string {
+	b, _ := os.ReadFile("/proc/uptime")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0] + "s"
 }
 
 // LoadModules loads each .ko named in order (one per line) from dir with

@@ -34,7 +34,7 @@ func main() {
 		powerOff()
 	}
 	a := &guest.Agent{Root: "/run/corral", Dev: "/dev", PowerOff: powerOff, Log: log}
-	log.Info("ready", "port", dev)
+	log.Info("ready", "port", dev, "uptime", guest.Uptime())
 	for {
 		f, err := os.OpenFile(dev, os.O_RDWR, 0)
 		if err != nil {

@@ -19,8 +19,11 @@ bb=$("$TOOLS_DIR/busybox.sh")
 cd "$REPO_ROOT"
 # Modules the guest needs: the virtio-mmio transport (microvm), the block,
 # console and net drivers, vsock, virtiofs, overlay and the power button.
-mods="virtio_mmio virtio_blk virtio_console virtio_net vmw_vsock_virtio_transport virtiofs overlay button evdev"
-key=$({ cat hack/vm/assets.sh hack/vm/kernel.sh go.sum; find guest cmd/corral-guest -name '*.go' ! -name '*_test.go' | sort | xargs cat; echo "$kver $mods"; sha256sum "$bb"; } | sha256sum | cut -c1-12)
+# The boot set is loaded before the agent serves; the rest in the
+# background (guest/boot.go).
+boot_mods="virtio_mmio virtio_blk virtio_console overlay"
+later_mods="virtio_net vmw_vsock_virtio_transport virtiofs button evdev"
+key=$({ cat hack/vm/assets.sh hack/vm/kernel.sh go.sum; find guest cmd/corral-guest -name '*.go' ! -name '*_test.go' | sort | xargs cat; echo "$kver $boot_mods $later_mods"; sha256sum "$bb"; } | sha256sum | cut -c1-12)
 dir=$(cache_dir vm "$key")
 lock_dir "$dir"
 if ! cached "$dir"; then
@@ -31,10 +34,14 @@ if ! cached "$dir"; then
 	mkdir -p "$ird"/{dev,proc,sys,run,lib/modules}
 	mknod -m 600 "$ird/dev/console" c 5 1
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$ird/init" ./cmd/corral-guest
+	# modules.order is both sets in dependency order; modules.boot its
+	# first part, modules.later the rest.
 	: >"$ird/modules.order"
-	for m in $mods; do
+	for m in $boot_mods -- $later_mods; do
+		if [ "$m" = -- ]; then echo -- ; continue; fi
 		modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" | awk '$1=="insmod" {print $2}'
-	done | awk '!seen[$0]++' | while read -r ko; do
+	done | awk '$0=="--" || !seen[$0]++' | while read -r ko; do
+		if [ "$ko" = -- ]; then echo -- >>"$ird/modules.order"; continue; fi
 		b=$(basename "$ko")
 		case "$b" in
 		*.ko.xz) xz -dc "$ko" >"$ird/lib/modules/${b%.xz}"; b=${b%.xz} ;;
@@ -43,7 +50,10 @@ if ! cached "$dir"; then
 		esac
 		echo "$b" >>"$ird/modules.order"
 	done
-	log "initrd: $(wc -l <"$ird/modules.order") modules, guest agent $(stat -c %s "$ird/init") bytes"
+	sed '/^--$/,$d' "$ird/modules.order" >"$ird/modules.boot"
+	sed '1,/^--$/d' "$ird/modules.order" >"$ird/modules.later"
+	sed -i '/^--$/d' "$ird/modules.order"
+	log "initrd: $(wc -l <"$ird/modules.boot")+$(wc -l <"$ird/modules.later") modules, guest agent $(stat -c %s "$ird/init") bytes"
 	# Uncompressed: unpacking is cheaper than decompressing under TCG.
 	(cd "$ird" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$dir/initrd.img"
 

@@ -6,12 +6,16 @@
 package vm
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -204,8 +208,6 @@ func TestVMPodLifecycle(t *testing.T) {
 	if got := n.crictlOK("exec", ctr, "uname", "-r"); got != strings.TrimSpace(string(kver)) {
 		t.Errorf("exec uname -r = %q, want the guest kernel %q", got, strings.TrimSpace(string(kver)))
 	}
-	var host syscall.Utsname
-	syscall.Uname(&host)
 	if got := n.crictlOK("exec", ctr, "cat", "/proc/1/cmdline"); !strings.HasPrefix(got, "/init") {
 		t.Errorf("guest PID 1 cmdline = %q, want the guest agent /init", got)
 	}
@@ -232,6 +234,38 @@ func TestVMPodLifecycle(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(n.logsDir, "hello.log"))
 	if err != nil || !strings.Contains(string(raw), " stderr F oops\n") {
 		t.Errorf("CRI log file: %q %v, want a stderr F line", raw, err)
+	}
+
+	// port-forward reaches a server inside the guest (busybox httpd on
+	// the guest's loopback).
+	n.crictlOK("exec", ctr, "sh", "-c", "mkdir -p /www && echo served-from-guest > /www/index.html && httpd -p 8080 -h /www")
+	pf := exec.Command(n.crictl, "-r", "unix://"+filepath.Join(n.root, "run", "corral", "cri.sock"), "port-forward", pod, "0:8080")
+	pfOut, _ := pf.StdoutPipe()
+	pf.Stderr = pf.Stdout
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { pf.Process.Kill(); pf.Wait() }()
+	sc := bufio.NewScanner(pfOut)
+	var local string
+	for sc.Scan() {
+		if m := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+)`).FindStringSubmatch(sc.Text()); m != nil {
+			local = m[1]
+			break
+		}
+	}
+	go io.Copy(io.Discard, pfOut)
+	if local == "" {
+		t.Fatal("crictl port-forward printed no local port")
+	}
+	resp, err := http.Get("http://127.0.0.1:" + local + "/index.html")
+	if err != nil {
+		t.Fatalf("GET through port-forward: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(body)) != "served-from-guest" {
+		t.Errorf("GET through port-forward = %q", body)
 	}
 
 	n.crictlOK("stop", ctr)
