@@ -219,13 +219,23 @@ func (n *node) stop() {
 			n.t.Errorf("a pod changed the node's hostname to %q (the host's is %q): pods must set it in their own UTS namespace only",
 				strings.TrimSpace(string(out)), n.hostname)
 		}
+		// Remove what a failed test left behind through the CRI first, with
+		// short stop timeouts: at shutdown the agent gives each unit its
+		// TimeoutStopSec (90 s), and a container that is PID 1 of its PID
+		// namespace ignores SIGTERM.
+		if out, err := n.crictl(10*time.Second, "ps", "-q"); err == nil {
+			for _, id := range strings.Fields(out) {
+				n.crictl(10*time.Second, "stop", "--timeout", "1", id)
+			}
+		}
+		n.crictl(30*time.Second, "rmp", "-f", "-a")
 		n.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-n.exited:
-		case <-time.After(60 * time.Second):
+		case <-time.After(150 * time.Second):
 			n.cmd.Process.Kill()
 			<-n.exited
-			n.t.Errorf("supervisor did not stop within 60s after SIGTERM")
+			n.t.Errorf("supervisor did not stop within 150s after SIGTERM")
 		}
 	}
 	if n.t.Failed() {

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,6 +41,30 @@ spec:
     image: localhost/corral/host:latest
     imagePullPolicy: Never
     command: ["/bin/sh", "-c", "while true; do echo tick; sleep 1; done"]
+`
+
+// webManifest is a pod-network static pod whose readiness kubelet probes
+// over HTTP on the pod IP (%q: the server script).
+const webManifest = `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: default
+  annotations:
+    corral.io/runtime: native
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: localhost/corral/host:latest
+    imagePullPolicy: Never
+    command: ["/usr/bin/python3", %q]
+    ports: [{containerPort: 8080}]
+    readinessProbe:
+      httpGet: {port: 8080, path: /index.html}
+      periodSeconds: 1
+    resources:
+      limits: {cpu: 200m, memory: 64Mi}
 `
 
 // TestKubeletStaticPod runs the real kubelet v1.37.2 standalone against a
@@ -136,35 +162,34 @@ evictionHard:
 		return err
 	})
 
-	// Drop the manifest atomically: kubelet must never read half a file.
-	tmp := filepath.Join(manifests, ".ticker.yaml.tmp")
-	writeFile(t, manifests, ".ticker.yaml.tmp", tickerManifest)
-	if err := os.Rename(tmp, filepath.Join(manifests, "ticker.yaml")); err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Now()
+	dropManifest(t, manifests, "ticker.yaml", tickerManifest)
+	www := filepath.Join(dir, "www")
+	os.MkdirAll(www, 0o755)
+	writeFile(t, www, "index.html", "kubelet web pod\n")
+	// A plain TCPServer: http.server's HTTPServer resolves its own name at
+	// bind, which waits for DNS timeouts in a pod network.
+	script := writeFile(t, dir, "server.py", `import functools, http.server, socketserver
+socketserver.TCPServer(("0.0.0.0", 8080), functools.partial(http.server.SimpleHTTPRequestHandler, directory=`+
+		strconv.Quote(www)+`)).serve_forever()
+`)
+	dropManifest(t, manifests, "web.yaml", fmt.Sprintf(webManifest, script))
 
 	podsURL := fmt.Sprintf("http://127.0.0.1:%d/pods", roPort)
-	var pod kubePod
-	eventually(t, "static pod Running and Ready in kubelet's /pods", 90*time.Second, func() error {
-		p, err := findPod(podsURL, "ticker-"+nodeName)
-		if err != nil {
-			return err
-		}
-		pod = p
-		if p.Status.Phase != "Running" {
-			return fmt.Errorf("phase %q", p.Status.Phase)
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == "Ready" && c.Status == "True" {
-				return nil
-			}
-		}
-		return fmt.Errorf("not Ready: %+v", p.Status.Conditions)
-	})
+	pod := waitReady(t, podsURL, "ticker-"+nodeName)
 	t.Logf("manifest → Running/Ready in kubelet's /pods: %s", time.Since(t0).Round(10*time.Millisecond))
 	if len(pod.Status.ContainerStatuses) != 1 || !strings.HasPrefix(pod.Status.ContainerStatuses[0].ContainerID, "corral://") {
 		t.Errorf("container statuses = %+v, want one container with a corral:// ID", pod.Status.ContainerStatuses)
+	}
+	// The pod-network pod is Ready only once kubelet's HTTP readiness probe
+	// reached the server on the pod's CNI address.
+	web := waitReady(t, podsURL, "web-"+nodeName)
+	t.Logf("pod-network pod Ready (HTTP probe): %s", time.Since(t0).Round(10*time.Millisecond))
+	_, ipnet, _ := net.ParseCIDR(cni.subnet)
+	if ip := net.ParseIP(web.Status.PodIP); ip == nil || !ipnet.Contains(ip) {
+		t.Errorf("web pod IP = %q, want one in %s", web.Status.PodIP, cni.subnet)
+	} else if body := httpGet(t, "http://"+net.JoinHostPort(web.Status.PodIP, "8080")+"/index.html", 10*time.Second); body != "kubelet web pod\n" {
+		t.Errorf("GET web pod = %q", body)
 	}
 
 	// The container is a unit of Corral's unit engine.
@@ -198,9 +223,10 @@ evictionHard:
 		t.Errorf("kubelet containerLogs = %q, %v", logs, err)
 	}
 
-	// Removing the manifest tears the pod down: the container unit and the
-	// sandbox go away.
+	// Removing the manifests tears the pods down: the container units and
+	// the sandboxes go away.
 	os.Remove(filepath.Join(manifests, "ticker.yaml"))
+	os.Remove(filepath.Join(manifests, "web.yaml"))
 	t0 = time.Now()
 	eventually(t, "container unit gone after the manifest is removed", 60*time.Second, func() error {
 		out, err := n.ctl("list-units", "--all")
@@ -219,18 +245,63 @@ evictionHard:
 		}
 		return nil
 	})
-	eventually(t, "pod gone from kubelet's /pods", 60*time.Second, func() error {
-		if _, err := findPod(podsURL, "ticker-"+nodeName); err == nil {
-			return fmt.Errorf("still listed")
+	eventually(t, "pods gone from kubelet's /pods", 60*time.Second, func() error {
+		for _, name := range []string{"ticker-", "web-"} {
+			if _, err := findPod(podsURL, name+nodeName); err == nil {
+				return fmt.Errorf("%s still listed", name+nodeName)
+			}
 		}
 		return nil
 	})
+	// Kubelet stops the sandboxes at once and removes them only at its next
+	// garbage collection (a minute later); stopped is enough here.
+	eventually(t, "no ready pods in Corral", 60*time.Second, func() error {
+		if out := n.must("pods", "-q", "--state", "Ready"); out != "" {
+			return fmt.Errorf("crictl pods --state Ready = %q", out)
+		}
+		return nil
+	})
+	t.Logf("manifests removed → sandboxes stopped: %s", time.Since(t0).Round(10*time.Millisecond))
+}
+
+// dropManifest writes a static pod manifest atomically (a dot-file renamed
+// into place): kubelet must never read half a file.
+func dropManifest(t *testing.T, dir, name, text string) {
+	t.Helper()
+	tmp := writeFile(t, dir, "."+name+".tmp", text)
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReady waits for a pod to be Running with Ready=True in kubelet's /pods.
+func waitReady(t *testing.T, podsURL, name string) kubePod {
+	t.Helper()
+	var pod kubePod
+	eventually(t, name+" Running and Ready in kubelet's /pods", 90*time.Second, func() error {
+		p, err := findPod(podsURL, name)
+		if err != nil {
+			return err
+		}
+		pod = p
+		if p.Status.Phase != "Running" {
+			return fmt.Errorf("phase %q", p.Status.Phase)
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == "Ready" && c.Status == "True" {
+				return nil
+			}
+		}
+		return fmt.Errorf("not Ready: %+v", p.Status.Conditions)
+	})
+	return pod
 }
 
 type kubePod struct {
 	Metadata struct{ Name string } `json:"metadata"`
 	Status   struct {
 		Phase      string `json:"phase"`
+		PodIP      string `json:"podIP"`
 		Conditions []struct {
 			Type, Status string
 		} `json:"conditions"`
