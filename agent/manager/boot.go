@@ -199,10 +199,14 @@ func (m *Manager) deviceRefs() map[string]bool {
 // service starts: D /tmp empties the freshly mounted tmpfs, never a /tmp
 // that services already use.
 func (m *Manager) bootTmpfiles(ctx context.Context) {
-	if j, err := m.engine.Enqueue(ctx, "local-fs.target", job.Start, job.Replace); err != nil {
-		m.log.Error("start local-fs.target", "err", err)
-	} else if res, err := m.engine.Wait(ctx, j); err != nil || !res.Success() {
-		m.log.Error("local-fs.target not reached", "result", res, "err", err)
+	// A root without systemd's units (a VM guest's initramfs) has no
+	// local-fs.target and nothing to mount first.
+	if m.get("local-fs.target").unit().LoadState == unit.LoadLoaded {
+		if j, err := m.engine.Enqueue(ctx, "local-fs.target", job.Start, job.Replace); err != nil {
+			m.log.Error("start local-fs.target", "err", err)
+		} else if res, err := m.engine.Wait(ctx, j); err != nil || !res.Success() {
+			m.log.Error("local-fs.target not reached", "result", res, "err", err)
+		}
 	}
 	root := m.cfg.Root
 	lines, errs := tmpfiles.Read(root, tmpfiles.BootSpecifiers(root))

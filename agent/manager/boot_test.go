@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -208,4 +209,34 @@ func logHas(t *testing.T, m *Manager, name, stream, text string) bool {
 		return nil
 	})
 	return found
+}
+
+// TestBootBareRoot: a root without fstab, systemd units or tmpfiles.d (a
+// VM guest's initramfs) still gets a machine ID, /dev/log and the marker.
+func TestBootBareRoot(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	_, stop := newBoot(t, root, "")
+	waitFor(t, "boot marker", func() bool {
+		_, err := os.Stat(filepath.Join(root, bootMarker))
+		return err == nil
+	})
+	stop()
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/machine-id")); len(strings.TrimSpace(string(b))) != 32 {
+		t.Errorf("machine-id %q", b)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "dev/log")); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("dev/log: %v %v", fi, err)
+	}
+	// The getty generator works from the command line alone; no masks
+	// (nothing to mask), no fstab units.
+	ents, _ := os.ReadDir(filepath.Join(root, "run/corral/generator"))
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{"dev-ttyS0.device", "getty.target.wants", "getty@.service.d", "serial-getty@.service.d"}; !slices.Equal(names, want) {
+		t.Errorf("generator dir holds %q, want %q", names, want)
+	}
 }
