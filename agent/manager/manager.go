@@ -301,6 +301,12 @@ func (m *Manager) Exit() {
 	}
 }
 
+// Ready is closed once Run has re-adopted what a previous core left
+// running (recover.go) and accepts jobs. The API must not answer before:
+// a unit not yet adopted would look inactive, so a stop would be a no-op
+// and a start would start it a second time.
+func (m *Manager) Ready() <-chan struct{} { return m.ready }
+
 // errStopping is returned while the manager shuts down.
 var errStopping = errors.New("manager is shutting down")
 

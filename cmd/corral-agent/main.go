@@ -136,7 +136,16 @@ func run() int {
 	srv := apiserver.New(m, apiserver.Options{Log: log, Version: version})
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Serve(srvCtx, l) }()
+	go func() {
+		// The socket accepts at once (clients queue in the backlog), but
+		// calls are served only after the manager re-adopted the units a
+		// previous core left (manager.Ready).
+		select {
+		case <-m.Ready():
+		case <-ctx.Done():
+		}
+		srvDone <- srv.Serve(srvCtx, l)
+	}()
 	// A broken CRI configuration must not cost the node its units: the
 	// agent runs on without the CRI socket and says why.
 	stopCRI, err := startCRI(*root, *cgroup, version, m, log)

@@ -8,11 +8,14 @@ package chaos
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"corral.io/corral/test/node"
 )
@@ -189,5 +192,135 @@ func TestKillCoreKeepsServices(t *testing.T) {
 	n.Must("status", "simple.service")
 	if testing.Verbose() {
 		t.Log(n.Out.String())
+	}
+}
+
+// TestChaosKillLoop starts and stops units through corralctl while another
+// goroutine SIGKILLs the core at random moments (bounded: 30 kills or 60 s).
+// Every operation is retried until a core acknowledges it (start and stop
+// are idempotent), so the wanted state of every unit is known at the end:
+// each wanted unit runs with the main PID it had when its start was
+// acknowledged, no stopped unit has a process, and no unit was spawned more
+// often than it went from stopped to started (each spawn writes a line).
+func TestChaosKillLoop(t *testing.T) {
+	const nUnits = 6
+	units := map[string]string{}
+	name := func(i int) string { return fmt.Sprintf("c%d.service", i) }
+	marker := func(i int) string { return strconv.Itoa(200100 + i) }
+	// Spawns are counted in a file, not on stdout: a service that writes
+	// to its log pipe while no core reads it dies of SIGPIPE (the pipe's
+	// read end dies with the core; see docs/RECOVERY.md).
+	spawnDir := t.TempDir()
+	for i := range nUnits {
+		units[name(i)] = fmt.Sprintf("[Service]\nExecStart=/bin/sh -c 'echo spawned >>%s/%d; exec sleep %s'\n", spawnDir, i, marker(i))
+	}
+	n := node.Start(t, bin, node.Options{Units: units})
+
+	var (
+		mu       sync.Mutex
+		want     = make([]bool, nUnits) // wanted running
+		pids     = make([]int, nUnits)  // main PID when the start was acknowledged
+		spawns   = make([]int, nUnits)  // stopped → started transitions
+		ops      int
+		retries  int
+		kills    int
+		stopLoop = make(chan struct{})
+	)
+	deadline := time.Now().Add(60 * time.Second)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the killer
+		defer wg.Done()
+		defer close(stopLoop)
+		for kills < 30 && time.Now().Before(deadline) {
+			time.Sleep(time.Duration(50+rand.IntN(400)) * time.Millisecond)
+			p := agentPID(n)
+			if p == 0 {
+				continue // being restarted; wait for the next one
+			}
+			if syscall.Kill(p, syscall.SIGKILL) == nil {
+				mu.Lock()
+				kills++
+				mu.Unlock()
+			}
+		}
+	}()
+	retry := func(args ...string) string {
+		for {
+			out, err := n.Ctl(args...)
+			if err == nil {
+				return out
+			}
+			mu.Lock()
+			retries++
+			mu.Unlock()
+			if time.Now().After(deadline.Add(60 * time.Second)) {
+				t.Errorf("corralctl %v never acknowledged: %v", args, err)
+				return ""
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for loop := true; loop; {
+		select {
+		case <-stopLoop:
+			loop = false
+			continue
+		default:
+		}
+		i := rand.IntN(nUnits)
+		start := rand.IntN(2) == 0
+		if start {
+			retry("start", name(i))
+		} else {
+			retry("stop", name(i))
+		}
+		mu.Lock()
+		ops++
+		was := want[i]
+		if start && !was {
+			spawns[i]++
+		}
+		want[i] = start
+		mu.Unlock()
+		if !start {
+			pids[i] = 0
+			continue
+		}
+		out := retry("show", "-p", "MainPID", name(i))
+		p, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(out), "MainPID="))
+		if was && p != pids[i] {
+			t.Errorf("%s: main PID changed from %d to %d while it should have kept running", name(i), pids[i], p)
+		}
+		pids[i] = p
+	}
+	wg.Wait()
+	n.Eventually("the last core answers", func() error { _, err := n.Ctl("list-units"); return err })
+
+	running, stopped := 0, 0
+	for i := range nUnits {
+		ps := procs(marker(i))
+		st := n.State(name(i))
+		got := n.Prop(name(i), "MainPID")
+		if want[i] {
+			running++
+			if st != "active" || len(ps) != 1 || got != strconv.Itoa(pids[i]) {
+				t.Errorf("%s: wanted running with PID %d; state %s, MainPID %s, processes %v", name(i), pids[i], st, got, ps)
+			}
+		} else {
+			stopped++
+			if st == "active" || len(ps) != 0 {
+				t.Errorf("%s: wanted stopped; state %s, processes %v", name(i), st, ps)
+			}
+		}
+		b, _ := os.ReadFile(fmt.Sprintf("%s/%d", spawnDir, i))
+		if c := strings.Count(string(b), "spawned"); c != spawns[i] {
+			t.Errorf("%s: spawned %d times, want %d (one per stopped→started)", name(i), c, spawns[i])
+		}
+	}
+	t.Logf("chaos: %d core kills, %d acknowledged operations, %d calls retried during outages; at the end %d running (original PIDs), %d stopped",
+		kills, ops, retries, running, stopped)
+	if kills == 0 || ops == 0 {
+		t.Errorf("the loop did nothing: %d kills, %d operations", kills, ops)
 	}
 }
