@@ -96,6 +96,7 @@ func TestVMBench(t *testing.T) {
 	dir := t.TempDir()
 	const rounds = 5
 	var floors, runps, firsts []time.Duration
+	var rss []int // MiB of the QEMU process with one idle container
 	for i := 0; i < rounds; i++ {
 		floors = append(floors, bootFloor(t, filepath.Join(n.assets, "vmlinux"), floor))
 		podCfg := writeJSON(t, dir, "pod.json", map[string]any{
@@ -114,12 +115,27 @@ func TestVMBench(t *testing.T) {
 		ctr := n.crictlOK("create", pod, ctrCfg, podCfg)
 		n.crictlOK("start", ctr)
 		firsts = append(firsts, time.Since(t0))
+		for _, pid := range qemuPIDs(n.root) {
+			st, _ := os.ReadFile("/proc/" + pid + "/status")
+			for _, l := range strings.Split(string(st), "\n") {
+				if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+					var kb int
+					fmt.Sscan(f[1], &kb)
+					rss = append(rss, kb/1024)
+				}
+			}
+		}
 		n.crictlOK("rmp", "-f", pod)
 	}
 	fm, rm, pm := median(floors), median(runps), median(firsts)
-	line := fmt.Sprintf("| %s | %d | %d ms | %d ms | %d ms | %.2f× |", qemu.DetectAccel(qemu.ReadHostInfo()).Name, rounds,
-		fm.Milliseconds(), rm.Milliseconds(), pm.Milliseconds(), float64(pm)/float64(fm))
-	t.Logf("floor %v, runp %v, runp→running %v\n%s", floors, runps, firsts, line)
+	slices.Sort(rss)
+	medRSS := 0
+	if len(rss) > 0 {
+		medRSS = rss[len(rss)/2]
+	}
+	line := fmt.Sprintf("| %s | %d | %d ms | %d ms | %d ms | %.2f× | %d MiB |", qemu.DetectAccel(qemu.ReadHostInfo()).Name, rounds,
+		fm.Milliseconds(), rm.Milliseconds(), pm.Milliseconds(), float64(pm)/float64(fm), medRSS)
+	t.Logf("floor %v, runp %v, runp→running %v, qemu RSS %v MiB\n%s", floors, runps, firsts, rss, line)
 	if out := os.Getenv("CORRAL_VM_BENCH_OUT"); out != "" {
 		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err == nil {
