@@ -129,7 +129,10 @@ func (b *Backend) StartContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if c.state != runtimeapi.ContainerState_CONTAINER_CREATED {
+	b.mu.Lock()
+	created := c.state == runtimeapi.ContainerState_CONTAINER_CREATED
+	b.mu.Unlock()
+	if !created {
 		return fmt.Errorf("%w: container %s is not in state created", runtimes.ErrPrecondition, id)
 	}
 	_, v, err := b.runningPod(c.podID)

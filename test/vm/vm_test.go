@@ -287,3 +287,51 @@ func TestVMPodLifecycle(t *testing.T) {
 		t.Errorf("after rmp: pods %q", out)
 	}
 }
+
+// TestVMKilled: QEMU killed behind Corral's back → the pod is NotReady and
+// its container exited with a reason; removal still cleans up.
+func TestVMKilled(t *testing.T) {
+	n := startNode(t)
+	dir := t.TempDir()
+	podCfg := writeJSON(t, dir, "pod.json", map[string]any{
+		"metadata": map[string]string{"name": "doomed", "namespace": "default", "uid": "vm-e2e-2"},
+		"linux":    map[string]any{},
+	})
+	ctrCfg := writeJSON(t, dir, "ctr.json", map[string]any{
+		"metadata": map[string]string{"name": "c"},
+		"image":    map[string]string{"image": "localhost/corral/busybox:latest"},
+		"command":  []string{"sleep", "3600"},
+		"linux":    map[string]any{},
+	})
+	pod := n.crictlOK("runp", "--runtime", "vm", podCfg)
+	ctr := n.crictlOK("create", pod, ctrCfg, podCfg)
+	n.crictlOK("start", ctr)
+	pids := qemuPIDs(n.root)
+	if len(pids) != 1 {
+		t.Fatalf("qemu processes %v, want 1", pids)
+	}
+	var pid int
+	fmt.Sscan(pids[0], &pid)
+	syscall.Kill(pid, syscall.SIGKILL)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := n.crictlOK("inspect", "-o", "go-template", "--template", "{{.status.state}} {{.status.reason}}", ctr)
+		ps := n.crictlOK("inspectp", "-o", "go-template", "--template", "{{.status.state}}", pod)
+		if st == "CONTAINER_EXITED VMExited" && ps == "SANDBOX_NOTREADY" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after killing qemu: container %q, pod %q", st, ps)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := n.try("exec", "-s", ctr, "true"); err == nil {
+		t.Error("exec in a container of a dead VM succeeded")
+	}
+	n.crictlOK("rmp", "-f", pod)
+	for _, c := range []string{"memory", "pids"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", c, n.cgroup, "kubepods", pod)); err == nil {
+			t.Errorf("after rmp: the pod's %s cgroup is still there", c)
+		}
+	}
+}
