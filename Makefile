@@ -43,6 +43,10 @@ install: build
 	install -m 0755 $(BIN)/corral $(DESTDIR)$(PREFIX)/sbin/corral
 	install -m 0755 $(BIN)/corral-agent $(DESTDIR)$(PREFIX)/sbin/corral-agent
 	install -m 0755 $(BIN)/corralctl $(DESTDIR)$(PREFIX)/bin/corralctl
+	if [ -f build/vm/vmlinux ]; then \
+		install -d $(DESTDIR)$(PREFIX)/lib/corral/vm && \
+		install -m 0644 build/vm/vmlinux build/vm/initrd.img $(DESTDIR)$(PREFIX)/lib/corral/vm/; \
+	fi
 
 clean:
 	rm -rf $(BIN)

@@ -15,6 +15,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 { [ -x /bin/busybox ] && /bin/busybox --list | grep -x switch_root >/dev/null && ! ldd /bin/busybox >/dev/null 2>&1; } || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
 command -v depmod >/dev/null || need+=(kmod)
+# VM pods (hack/vm): the kernel's LZ4 payload is unpacked to a PVH vmlinux.
+command -v lz4 >/dev/null || need+=(lz4)
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
