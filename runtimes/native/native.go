@@ -30,6 +30,7 @@ import (
 	"corral.io/corral/agent/service"
 	"corral.io/corral/agent/unit"
 	"corral.io/corral/runtimes"
+	"corral.io/corral/runtimes/cni"
 )
 
 // Units is what the backend needs of the unit manager; *manager.Manager
@@ -82,7 +83,7 @@ type Backend struct {
 	cg    cgroup.Manager // rooted at the hierarchy root: kubelet gives absolute parents
 	cfg   Config
 	log   *slog.Logger
-	net   *network
+	net   *cni.Network
 
 	mu         sync.Mutex
 	pods       map[string]*pod
@@ -129,7 +130,7 @@ func New(m Units, db Store, cfg Config) (*Backend, error) {
 	}
 	b := &Backend{
 		units: m, db: db, cg: cg, cfg: cfg, log: cfg.Log.With("backend", "native"),
-		net:        newNetwork(cfg.CNIConfDir, cfg.CNIBinDirs, filepath.Join(cfg.RunDir, "cni")),
+		net:        cni.New(cfg.CNIConfDir, cfg.CNIBinDirs, filepath.Join(cfg.RunDir, "cni")),
 		pods:       map[string]*pod{},
 		containers: map[string]*container{},
 		subs:       map[chan *runtimeapi.ContainerEventResponse]struct{}{},
@@ -149,7 +150,7 @@ func (b *Backend) Ready(ctx context.Context) (bool, string, string) { return tru
 // NetworkReady: host-network pods always work; pod networks need a CNI
 // configuration.
 func (b *Backend) NetworkReady(ctx context.Context) (bool, string, string) {
-	if _, err := b.net.config(); err != nil {
+	if _, err := b.net.Config(); err != nil {
 		return false, "NetworkPluginNotReady", err.Error()
 	}
 	return true, "", ""

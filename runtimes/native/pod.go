@@ -143,12 +143,12 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 	}
 	if nsOpt.GetNetwork() != runtimeapi.NamespaceMode_NODE {
 		p.rec.CNI = true
-		ips, err := b.net.add(ctx, pluginExec{b}, id, p.nsPaths()["net"], cfg)
+		att, err := b.net.Add(ctx, b.pluginExec(), id, p.nsPaths()["net"], cfg)
 		if err != nil {
 			p.rec.CNI = false // nothing to delete
 			return "", fmt.Errorf("pod sandbox %s: %w", id, err)
 		}
-		p.rec.IPs = ips
+		p.rec.IPs = att.IPs()
 	}
 	p.rec.State = runtimeapi.PodSandboxState_SANDBOX_READY
 	if err := b.putPod(p); err != nil {
@@ -231,7 +231,7 @@ func (b *Backend) teardown(ctx context.Context, p *pod) {
 		if !b.holderAlive(p) {
 			nsPath = ""
 		}
-		if err := b.net.del(ctx, pluginExec{b}, p.rec.ID, nsPath, p.cfg); err != nil {
+		if err := b.net.Del(ctx, b.pluginExec(), p.rec.ID, nsPath, p.cfg); err != nil {
 			b.log.Warn("pod network teardown", "pod", p.rec.ID, "err", err)
 		} else {
 			p.rec.CNI = false
