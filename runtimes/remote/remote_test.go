@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -37,6 +38,40 @@ type fakeCRI struct {
 	fail       error    // returned by every pod/container call when set
 	events     chan *runtimeapi.ContainerEventResponse
 	features   map[string]*runtimeapi.RuntimeHandlerFeatures // by remote handler name
+	pods       []*runtimeapi.PodSandbox                      // ListPodSandbox's answer when set
+	removed    []string                                      // RemovePodSandbox IDs, in order
+	stillRun   int                                           // RemoveContainer refusals ("still running") left
+	ctrStops   int                                           // StopContainer calls
+}
+
+func (f *fakeCRI) StopPodSandbox(context.Context, *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
+	return &runtimeapi.StopPodSandboxResponse{}, nil
+}
+
+func (f *fakeCRI) RemovePodSandbox(_ context.Context, r *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, r.GetPodSandboxId())
+	return &runtimeapi.RemovePodSandboxResponse{}, nil
+}
+
+func (f *fakeCRI) StopContainer(context.Context, *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ctrStops++
+	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+// RemoveContainer refuses like containerd in the window after a container
+// exited on its own, stillRun times.
+func (f *fakeCRI) RemoveContainer(_ context.Context, r *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stillRun > 0 {
+		f.stillRun--
+		return nil, status.Errorf(codes.Unknown, "failed to set removing state for container %q: container is still running, to stop first", r.GetContainerId())
+	}
+	return &runtimeapi.RemoveContainerResponse{}, nil
 }
 
 func (f *fakeCRI) Status(context.Context, *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
@@ -74,6 +109,11 @@ func (f *fakeCRI) ContainerStatus(_ context.Context, r *runtimeapi.ContainerStat
 }
 
 func (f *fakeCRI) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pods != nil {
+		return &runtimeapi.ListPodSandboxResponse{Items: f.pods}, nil
+	}
 	return &runtimeapi.ListPodSandboxResponse{Items: []*runtimeapi.PodSandbox{{Id: "remote-pod-1", RuntimeHandler: "runc"}}}, nil
 }
 
@@ -382,5 +422,78 @@ func TestFeaturesOfTheMappedHandler(t *testing.T) {
 		if !hf.GetRecursiveReadOnlyMounts() || hf.GetUserNamespaces() != tc.userns || !rf.GetSupplementalGroupsPolicy() {
 			t.Errorf("handler %s: features %v %v", tc.handler, hf, rf)
 		}
+	}
+}
+
+// A RemoveContainer that containerd refuses while it still believes the
+// container runs (its exit handler is half done) is retried after a stop;
+// a refusal that does not clear, or another error, is returned.
+func TestRemoveContainerRetriesStillRunning(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		refusals  int
+		fail      bool // the answer after the retries is still the refusal
+		wantStops int
+	}{
+		{"removed at once", 0, false, 0},
+		{"refused twice, then removed", 2, false, 2},
+		{"refused for good", 100, true, removeRetries},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "ctd.sock")
+			f := newFake("runc")
+			f.stillRun = tc.refusals
+			f.serve(t, sock)
+			b := newBackend(t, KindContainerd, "runc", sock)
+			err := b.RemoveContainer(context.Background(), "c1")
+			if (err != nil) != tc.fail {
+				t.Fatalf("RemoveContainer = %v, want failure %v", err, tc.fail)
+			}
+			if tc.fail && status.Code(err) != codes.Unknown {
+				t.Errorf("code = %v, want the remote's Unknown", status.Code(err))
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.ctrStops != tc.wantStops {
+				t.Errorf("StopContainer calls = %d, want %d", f.ctrStops, tc.wantStops)
+			}
+		})
+	}
+}
+
+// After a failed RunPodSandbox, a not-ready sandbox of the same pod and
+// attempt that the call created is removed on the remote (containerd keeps
+// one, its name reserved, when its own rollback fails); ready sandboxes,
+// older ones and other pods are left alone.
+func TestRunPodSandboxFailureRemovesLeftover(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "ctd.sock")
+	f := newFake("runc")
+	f.fail = status.Error(codes.Unknown, "NRI RunPodSandbox failed: induced")
+	md := &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "ns", Uid: "u1", Attempt: 1}
+	other := func(change func(*runtimeapi.PodSandboxMetadata)) *runtimeapi.PodSandboxMetadata {
+		m := &runtimeapi.PodSandboxMetadata{Name: md.Name, Namespace: md.Namespace, Uid: md.Uid, Attempt: md.Attempt}
+		change(m)
+		return m
+	}
+	future := time.Now().Add(time.Hour).UnixNano()
+	notReady := runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	f.pods = []*runtimeapi.PodSandbox{
+		{Id: "leftover", Metadata: md, State: notReady, CreatedAt: future},
+		{Id: "leftover-no-time", Metadata: md, State: notReady},
+		{Id: "older", Metadata: md, State: notReady, CreatedAt: time.Now().Add(-time.Hour).UnixNano()},
+		{Id: "ready", Metadata: md, State: runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: future},
+		{Id: "other-name", Metadata: other(func(m *runtimeapi.PodSandboxMetadata) { m.Name = "db" }), State: notReady, CreatedAt: future},
+		{Id: "other-attempt", Metadata: other(func(m *runtimeapi.PodSandboxMetadata) { m.Attempt = 2 }), State: notReady, CreatedAt: future},
+		{Id: "other-uid", Metadata: other(func(m *runtimeapi.PodSandboxMetadata) { m.Uid = "u2" }), State: notReady, CreatedAt: future},
+	}
+	f.serve(t, sock)
+	b := newBackend(t, KindContainerd, "runc", sock)
+	if _, err := b.RunPodSandbox(context.Background(), "x", &runtimeapi.PodSandboxConfig{Metadata: md}, "runc"); err == nil {
+		t.Fatal("RunPodSandbox succeeded, want the remote's failure")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if got := fmt.Sprint(f.removed); got != "[leftover leftover-no-time]" {
+		t.Errorf("removed %s, want [leftover leftover-no-time]", got)
 	}
 }
