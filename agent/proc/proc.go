@@ -88,6 +88,10 @@ type Spec struct {
 	// bounding set is reduced before the user switch, the other sets are
 	// set after it. Nil leaves the capabilities alone.
 	Caps *Caps
+
+	// TTY, if set, is opened by the child (StandardInput=tty and
+	// friends); the fds it covers replace Stdin/Stdout/Stderr.
+	TTY *TTY
 }
 
 // wire is the Spec as the trampoline receives it: files are already in
@@ -117,6 +121,7 @@ type wire struct {
 	MountProc       bool
 	ReadOnlyRoot    bool
 	Caps            *Caps
+	TTY             *TTY
 	ErrFD           int
 }
 
@@ -186,7 +191,7 @@ func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
 		Setsid: spec.Setsid, NoNewPrivileges: spec.NoNewPrivileges,
 		NewNamespaces: spec.NewNamespaces, Hostname: spec.Hostname, Init: spec.Init,
 		PrivateMounts: spec.PrivateMounts, Mounts: spec.Mounts, MountProc: spec.MountProc,
-		ReadOnlyRoot: spec.ReadOnlyRoot, Caps: spec.Caps,
+		ReadOnlyRoot: spec.ReadOnlyRoot, Caps: spec.Caps, TTY: spec.TTY,
 	}
 	// The PID namespace is entered here (see Spec.Namespaces); the child
 	// joins the others itself.

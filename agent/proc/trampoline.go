@@ -94,9 +94,15 @@ func (w *wire) run() (int, error) {
 	if err := w.setupNamespaces(); err != nil {
 		return ExitNamespace, err
 	}
-	if w.Setsid {
+	// A controlling terminal needs a session of our own.
+	if w.Setsid || (w.TTY != nil && w.TTY.Stdin) {
 		if _, err := unix.Setsid(); err != nil {
 			return ExitSetsid, fmt.Errorf("setsid: %w", err)
+		}
+	}
+	if w.TTY != nil {
+		if code, err := w.TTY.setup(); err != nil {
+			return code, err
 		}
 	}
 	for _, l := range w.Rlimits {

@@ -106,6 +106,9 @@ func (s *Service) environment(kind string, main bool, nfds int, fdNames []string
 			return nil, fmt.Errorf("unit %s: User=%s: %w", s.u.Name, svc.User, err)
 		}
 	}
+	if term := termFor(&svc.Exec); term != "" {
+		e.set("TERM", term)
+	}
 	for _, d := range s.directories() {
 		if len(d.names) == 0 {
 			continue
@@ -423,4 +426,29 @@ func (s *Service) prepare() error {
 		}
 	}
 	return nil
+}
+
+// termFor is $TERM for a unit on a terminal, as systemd sets it (getty
+// units pass it to agetty as "- $TERM"): the console inherits our own TERM
+// when PID 1 is our parent (the kernel's choice), a virtual console is
+// "linux", anything else "vt220". "" when the unit has no terminal.
+func termFor(x *unit.Exec) string {
+	onTTY := strings.HasPrefix(x.StandardInput, "tty") || x.StandardOutput.Kind == "tty" ||
+		x.StandardError.Kind == "tty" || x.TTYPath != ""
+	if !onTTY {
+		return ""
+	}
+	path := x.TTYPath
+	if path == "" {
+		path = "/dev/console"
+	}
+	if path == "/dev/console" && os.Getppid() == 1 {
+		if t := os.Getenv("TERM"); t != "" {
+			return t
+		}
+	}
+	if n, ok := strings.CutPrefix(path, "/dev/tty"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		return "linux"
+	}
+	return "vt220"
 }

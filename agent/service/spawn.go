@@ -101,6 +101,7 @@ func (s *Service) spec(cmd unit.Command, kind string, main bool) (*proc.Spec, []
 	if s.d.Cgroups != nil && s.d.Cgroup != "" {
 		sp.CgroupProcs = s.d.Cgroups.ProcsFiles(s.d.Cgroup)
 	}
+	sp.TTY = ttySpec(&svc.Exec)
 	if err := s.stdio(sp, &files); err != nil {
 		for _, f := range files {
 			_ = f.Close()
@@ -178,6 +179,32 @@ func (s *Service) output(o unit.Output, stream logs.Stream, stdin *os.File, file
 	}
 	*files = append(*files, f)
 	return f, nil
+}
+
+// ttySpec is the terminal part of StandardInput=/StandardOutput=/
+// StandardError= and the TTY*= settings; nil when the unit has none. The
+// child opens the terminal itself (proc.TTY).
+func ttySpec(x *unit.Exec) *proc.TTY {
+	t := &proc.TTY{Path: x.TTYPath, Reset: x.TTYReset, VHangup: x.TTYVHangup, VTDisallocate: x.TTYVTDisallocate}
+	switch x.StandardInput {
+	case "tty":
+		t.Stdin, t.Acquire = true, proc.AcquireWait
+	case "tty-force":
+		t.Stdin, t.Acquire = true, proc.AcquireForce
+	case "tty-fail":
+		t.Stdin, t.Acquire = true, proc.AcquireFail
+	}
+	onTTY := func(k string) bool { return k == "tty" || (k == "inherit" && t.Stdin) }
+	t.Stdout = onTTY(x.StandardOutput.Kind)
+	if k := x.StandardError.Kind; k == "" || k == "inherit" {
+		t.Stderr = t.Stdout
+	} else {
+		t.Stderr = onTTY(k)
+	}
+	if !t.Stdin && !t.Stdout && !t.Stderr && !t.Reset && !t.VHangup && !t.VTDisallocate {
+		return nil
+	}
+	return t
 }
 
 // core writes one of Corral's own lines about the unit into its log, as

@@ -211,8 +211,8 @@ var unsupported = func() map[string]bool {
 	IgnoreSIGPIPE TimerSlackNSec CPUSchedulingPolicy CPUSchedulingPriority CPUSchedulingResetOnFork
 	CPUAffinity NUMAPolicy NUMAMask IOSchedulingClass IOSchedulingPriority MountFlags RootImage
 	RootHash RootVerity MountAPIVFS LogLevelMax LogExtraFields LogRateLimitIntervalSec
-	LogRateLimitBurst LogNamespace SyslogFacility SyslogLevel SyslogLevelPrefix TTYReset TTYVHangup
-	TTYVTDisallocate UtmpIdentifier UtmpMode SELinuxContext AppArmorProfile SmackProcessLabel
+	LogRateLimitBurst LogNamespace SyslogFacility SyslogLevel SyslogLevelPrefix
+	UtmpIdentifier UtmpMode SELinuxContext AppArmorProfile SmackProcessLabel
 	LoadCredential LoadCredentialEncrypted SetCredential SetCredentialEncrypted ImportCredential
 	StandardInputText StandardInputData Slice Delegate ManagedOOMSwap ManagedOOMMemoryPressure
 	ManagedOOMMemoryPressureLimit ManagedOOMPreference OOMPolicy USBFunctionDescriptors

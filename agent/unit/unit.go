@@ -344,6 +344,9 @@ type Exec struct {
 	StandardError    Output // default inherit (= same as stdout)
 	TTYPath          string
 	SyslogIdentifier string
+	// TTYReset, TTYVHangup and TTYVTDisallocate clean the terminal
+	// before the program gets it (getty units set them).
+	TTYReset, TTYVHangup, TTYVTDisallocate bool
 
 	NoNewPrivileges       bool
 	PrivateTmp            bool

@@ -35,6 +35,13 @@ var readyLine = regexp.MustCompile(`Reached target .*(multi-user\.target|Multi-U
 // uptime, so that both inits are measured on the guest's clock.
 var switchRootLine = regexp.MustCompile(`^initramfs: switch_root to \S+ at ([0-9.]+)`)
 
+// issueLine is agetty's /etc/issue on the serial console ("Debian GNU/Linux
+// 12 corral-boot ttyS0") and loginPrompt its prompt.
+var (
+	issueLine   = regexp.MustCompile(`Debian GNU/Linux .*ttyS0`)
+	loginPrompt = regexp.MustCompile(`login: `)
+)
+
 // services are what the image runs and the test checks.
 // serial-getty@ttyS0.service comes from the inits' getty generators
 // (console=ttyS0 on the kernel command line).
@@ -227,6 +234,21 @@ func bootTwice(t *testing.T, img, work, initrd string, k initKind) (r result) {
 		}
 	}
 
+	// The serial getty is Debian's unit as packaged: agetty got the line
+	// from the init (StandardInput=tty, TTYPath=/dev/ttyS0) and printed
+	// /etc/issue on it; its "login: " prompt ends without a newline, so
+	// it is looked for once later output (the power-off) ended the line.
+	if out, err := v.ssh(ctx, "readlink /proc/$(pidof -s agetty)/fd/0; tr '\\0' ' ' < /proc/$(pidof -s agetty)/cmdline"); err != nil || !strings.HasPrefix(out, "/dev/ttyS0\n") {
+		problem("agetty's stdin is not /dev/ttyS0: %q (%v)", out, err)
+	} else {
+		t.Logf("%s: agetty: %s", k.name, strings.ReplaceAll(strings.TrimSpace(out), "\n", ", "))
+	}
+	ictx, icancel := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := v.waitLine(ictx, issueLine); err != nil {
+		problem("no getty banner on ttyS0: %v", err)
+	}
+	icancel()
+
 	// syslog(3) keeps working: whoever owns /dev/log (rsyslog binds its
 	// own under both inits' units) gets the message to /var/log/syslog.
 	mark := "boottest-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -268,6 +290,9 @@ func bootTwice(t *testing.T, img, work, initrd string, k initKind) (r result) {
 		return fail(err)
 	}
 	t.Logf("%s: powered off %.2fs after system_powerdown", k.name, r.poweroff.Seconds())
+	if !v.hasLine(loginPrompt) {
+		problem("no login prompt on ttyS0")
+	}
 
 	// Second boot: the file must be there.
 	cfg.logPath = filepath.Join(work, k.name+"-2.console")

@@ -209,6 +209,18 @@ func (v *vm) waitLine(ctx context.Context, re *regexp.Regexp) (time.Time, error)
 	}
 }
 
+// hasLine tells whether a console line read so far matches re.
+func (v *vm) hasLine(re *regexp.Regexp) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, l := range v.lines {
+		if re.MatchString(l.text) {
+			return true
+		}
+	}
+	return false
+}
+
 // switchRoot returns when the host read the initramfs' switch_root line and
 // the guest uptime it carries.
 func (v *vm) switchRoot(ctx context.Context) (time.Time, time.Duration, error) {
