@@ -196,7 +196,10 @@ func start(t *testing.T, extra string) *node {
 	n.crictlCf = filepath.Join(n.root, "crictl.yaml")
 	n.writeFile(n.crictlCf, fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%[1]s\ntimeout: 60\n", n.criSock()))
 
-	n.cmd = exec.Command(filepath.Join(bin, "corral"), "init", "--root", n.root, "--unit-dir", n.units, "--cgroup-root", n.cgroup)
+	// A UTS namespace of its own (unshare execs corral, so the PID is
+	// corral's): a host-network pod that sets its hostname must not rename
+	// the machine.
+	n.cmd = exec.Command("unshare", "--uts", "--", filepath.Join(bin, "corral"), "init", "--root", n.root, "--unit-dir", n.units, "--cgroup-root", n.cgroup)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
