@@ -64,6 +64,18 @@ func Boot(log *slog.Logger) {
 		if err := LoadModules("/modules.later", "/lib/modules"); err != nil && !errors.Is(err, os.ErrNotExist) {
 			log.Error("modules", "err", err)
 		}
+		cmdline, _ := os.ReadFile("/proc/cmdline")
+		c, ok, err := ParseCmdline(string(cmdline))
+		if err != nil {
+			log.Error("network", "err", err)
+		}
+		if ok {
+			if err := ConfigureNet("eth0", c, 10*time.Second); err != nil {
+				log.Error("network", "err", err)
+			} else {
+				log.Info("network", "addr", c.Addr, "gateway", c.Gateway, "uptime", Uptime())
+			}
+		}
 	}()
 }
 
@@ -104,13 +116,16 @@ func LoadModules(order, dir string) error {
 	return sc.Err()
 }
 
-func loopbackUp() error {
+func loopbackUp() error { return linkUp("lo") }
+
+// linkUp sets IFF_UP on an interface.
+func linkUp(name string) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
+	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,9 @@ type Agent struct {
 	Root string
 	// Dev is where block devices are ("/dev").
 	Dev string
+	// SysBlock is sysfs' block directory ("/sys/block"), where device
+	// serials are read; empty takes device names as given.
+	SysBlock string
 	// PowerOff ends the VM after a shutdown call (reboot(2) in the VM).
 	PowerOff func()
 	Log      *slog.Logger
@@ -200,12 +204,37 @@ func (a *Agent) imageDir(device string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	dev := filepath.Join(a.Dev, device)
+	dev := filepath.Join(a.Dev, a.blockDevice(device))
+	// The host writes an image into a slot device after boot (microvm
+	// has no hotplug): drop whatever the kernel read of it before (the
+	// partition scan at probe saw zeros).
+	if f, err := os.Open(dev); err == nil {
+		unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0)
+		f.Close()
+	}
 	if err := unix.Mount(dev, dir, "ext4", unix.MS_RDONLY, "noload"); err != nil {
 		return "", fmt.Errorf("mount image %s on %s: %w", dev, dir, err)
 	}
 	a.mounted[device] = dir
 	return dir, nil
+}
+
+// blockDevice maps a virtio-blk serial (the host names its drives img0,
+// img1, ...) to the device node's name; a name that is already a device
+// (vda) is kept. Serials, because the order in which virtio-mmio devices
+// are probed is not the order of QEMU's command line.
+func (a *Agent) blockDevice(name string) string {
+	if a.SysBlock == "" {
+		return name
+	}
+	ents, _ := os.ReadDir(a.SysBlock)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(a.SysBlock, e.Name(), "serial"))
+		if err == nil && strings.TrimSpace(string(b)) == name {
+			return e.Name()
+		}
+	}
+	return name
 }
 
 // create prepares the container's root: an overlay of the image with a
@@ -279,8 +308,20 @@ func lookPath(root, argv0 string, env []string) (string, error) {
 }
 
 func (a *Agent) env(c *container) []string {
-	env := []string{"PATH=" + DefaultPath, "HOME=/root"}
-	return append(env, c.args.Env...)
+	return withDefaults(c.args.Env)
+}
+
+// withDefaults adds PATH and HOME unless env (the image's, then the
+// container's) sets them: the first of duplicate names wins in libc.
+func withDefaults(env []string) []string {
+	var out []string
+	for _, kv := range []string{"PATH=" + DefaultPath, "HOME=/root"} {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, name+"=") }) {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
 }
 
 // start runs the container's main process and streams its output until it

@@ -3,6 +3,7 @@ package guest
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,60 @@ func TestLookPath(t *testing.T) {
 		got, err := lookPath(root, tc.argv0, tc.env)
 		if (err != nil) != tc.err || got != tc.want {
 			t.Errorf("lookPath(%q, %v) = %q, %v; want %q, error %v", tc.argv0, tc.env, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestParseCmdline(t *testing.T) {
+	for _, tc := range []struct {
+		cmdline  string
+		ok, err  bool
+		addr, gw string
+	}{
+		{cmdline: "console=ttyS0 quiet", ok: false},
+		{cmdline: "quiet corral.ip=10.88.0.5/16 corral.gw=10.88.0.1 panic=-1", ok: true, addr: "10.88.0.5/16", gw: "10.88.0.1"},
+		{cmdline: "corral.ip=10.1.2.3/32", ok: true, addr: "10.1.2.3/32"},
+		{cmdline: "corral.ip=10.1.2.3", err: true},
+		{cmdline: "corral.ip=10.1.2.3/24 corral.gw=nope", err: true},
+	} {
+		c, ok, err := ParseCmdline(tc.cmdline)
+		if (err != nil) != tc.err || ok != tc.ok {
+			t.Errorf("%q: ok=%v err=%v, want ok=%v err=%v", tc.cmdline, ok, err, tc.ok, tc.err)
+			continue
+		}
+		if tc.addr != "" && c.Addr.String() != tc.addr {
+			t.Errorf("%q: addr %s, want %s", tc.cmdline, c.Addr, tc.addr)
+		}
+		if tc.gw != "" && c.Gateway.String() != tc.gw {
+			t.Errorf("%q: gateway %s, want %s", tc.cmdline, c.Gateway, tc.gw)
+		}
+	}
+}
+
+func TestBlockDeviceBySerial(t *testing.T) {
+	sys := t.TempDir()
+	for dev, serial := range map[string]string{"vda": "img2", "vdb": "img0", "vdc": ""} {
+		os.MkdirAll(filepath.Join(sys, dev), 0o755)
+		if serial != "" {
+			os.WriteFile(filepath.Join(sys, dev, "serial"), []byte(serial+"\n"), 0o444)
+		}
+	}
+	a := &Agent{SysBlock: sys}
+	for in, want := range map[string]string{"img0": "vdb", "img2": "vda", "vdc": "vdc", "img9": "img9"} {
+		if got := a.blockDevice(in); got != want {
+			t.Errorf("blockDevice(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	for _, tc := range []struct{ env, want []string }{
+		{nil, []string{"PATH=" + DefaultPath, "HOME=/root"}},
+		{[]string{"PATH=/x", "A=1"}, []string{"HOME=/root", "PATH=/x", "A=1"}},
+		{[]string{"HOME=/h", "PATHX=1"}, []string{"PATH=" + DefaultPath, "HOME=/h", "PATHX=1"}},
+	} {
+		if got := withDefaults(tc.env); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("withDefaults(%q) = %q, want %q", tc.env, got, tc.want)
 		}
 	}
 }

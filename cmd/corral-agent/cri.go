@@ -94,6 +94,9 @@ func buildBackends(cfg *config.Config, root, cgroupRoot string, m *manager.Manag
 			qb, err := qemu.New(m, qemu.Config{Kernel: h.Kernel, Initrd: h.Initrd,
 				CgroupBase: filepath.Join(cgroupRoot, "kubepods"),
 				RunDir:     filepath.Join(root, "run", "corral", "qemu", name),
+				CNIConfDir: cfg.CNI.ConfDir, CNIBinDirs: []string{cfg.CNI.BinDir},
+				Containerd: containerdAddress(cfg),
+				ImageDir:   filepath.Join(root, "var", "lib", "corral", "vm-images"),
 				Log:        log.With("handler", name)})
 			if err != nil {
 				b = cri.Unavailable(h.Backend, err.Error())
@@ -109,4 +112,15 @@ func buildBackends(cfg *config.Config, root, cgroupRoot string, m *manager.Manag
 		out[name] = b
 	}
 	return out, nil
+}
+
+// containerdAddress is the socket of the first containerd handler (name
+// order): VM pods pull their images through it.
+func containerdAddress(cfg *config.Config) string {
+	for _, name := range cfg.HandlerNames() {
+		if h := cfg.Handlers[name]; h.Backend == config.BackendContainerd {
+			return h.Address
+		}
+	}
+	return ""
 }

@@ -33,7 +33,7 @@ func main() {
 		log.Error("no host channel", "err", err)
 		powerOff()
 	}
-	a := &guest.Agent{Root: "/run/corral", Dev: "/dev", PowerOff: powerOff, Log: log}
+	a := &guest.Agent{Root: "/run/corral", Dev: "/dev", SysBlock: "/sys/block", PowerOff: powerOff, Log: log}
 	log.Info("ready", "port", dev, "uptime", guest.Uptime())
 	for {
 		f, err := os.OpenFile(dev, os.O_RDWR, 0)

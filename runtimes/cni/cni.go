@@ -83,6 +83,9 @@ func (n *Network) rt(id, nsPath string, cfg *runtimeapi.PodSandboxConfig) *libcn
 type Attachment struct {
 	Addrs   []netip.Prefix
 	Gateway netip.Addr
+	// MAC is eth0's hardware address in the pod's namespace, when the
+	// plugins reported it (a VM pod hands it to its guest).
+	MAC string
 }
 
 // IPs are the pod's addresses without their prefix lengths, as the CRI
@@ -110,6 +113,11 @@ func (n *Network) Add(ctx context.Context, x invoke.Exec, id, nsPath string, cfg
 	r, err := types100.NewResultFromResult(res)
 	if err != nil {
 		return a, fmt.Errorf("CNI network %s for pod %s: result: %w", l.Name, id, err)
+	}
+	for _, i := range r.Interfaces {
+		if i.Name == "eth0" && i.Sandbox != "" {
+			a.MAC = i.Mac
+		}
 	}
 	for _, ip := range r.IPs {
 		addr, ok := netip.AddrFromSlice(ip.Address.IP)

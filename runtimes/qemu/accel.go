@@ -72,15 +72,24 @@ type Machine struct {
 	Kernel, Initrd string
 	MemoryMiB      int
 	CPUs           int
-	Images         []string // read-only raw ext4 images, /dev/vda, vdb, ... in the guest
+	Images         []string // read-only raw ext4 images; drive i has the serial img<i> in the guest
 	AgentSocket    string   // unix socket QEMU listens on for the agent port
 	QMPSocket      string
 	Console        string // file the serial console goes to
+	// MAC, when set, adds a virtio-net NIC on the tap device Tap, which
+	// QEMU finds in the network namespace it is started in.
+	MAC string
+	// NetNS is the network namespace QEMU runs in (where Tap is).
+	NetNS string
+	// Cmdline is appended to the kernel command line (the guest's
+	// network settings).
+	Cmdline []string
 }
 
 // Args is QEMU's command line for m under a.
 func Args(a Accel, m Machine) []string {
 	cmdline := append([]string{"console=ttyS0", "quiet", "panic=-1", "reboot=t", "pci=off"}, a.Cmdline...)
+	cmdline = append(cmdline, m.Cmdline...)
 	args := []string{
 		"-M", "microvm", "-accel", a.Name, "-cpu", a.CPU,
 		"-m", strconv.Itoa(m.MemoryMiB), "-smp", strconv.Itoa(m.CPUs),
@@ -95,7 +104,11 @@ func Args(a Accel, m Machine) []string {
 	for i, img := range m.Images {
 		id := fmt.Sprintf("img%d", i)
 		args = append(args, "-drive", "id="+id+",file="+img+",format=raw,if=none,readonly=on",
-			"-device", "virtio-blk-device,drive="+id)
+			"-device", "virtio-blk-device,drive="+id+",serial="+id)
+	}
+	if m.MAC != "" {
+		args = append(args, "-netdev", "tap,id=net0,ifname="+Tap+",script=no,downscript=no",
+			"-device", "virtio-net-device,netdev=net0,mac="+m.MAC)
 	}
 	return args
 }

@@ -34,7 +34,8 @@ func TestDetectAccel(t *testing.T) {
 func TestArgs(t *testing.T) {
 	a := Accel{Name: "tcg", CPU: "max", Cmdline: []string{"tsc=reliable"}}
 	args := Args(a, Machine{Kernel: "/k", Initrd: "/i", MemoryMiB: 256, CPUs: 2, Images: []string{"/a.ext4", "/b.ext4"},
-		AgentSocket: "/r/agent.sock", QMPSocket: "/r/qmp.sock", Console: "/r/console.log"})
+		AgentSocket: "/r/agent.sock", QMPSocket: "/r/qmp.sock", Console: "/r/console.log",
+		MAC: "02:00:00:00:00:01", Cmdline: []string{"corral.ip=10.0.0.2/24"}})
 	line := strings.Join(args, " ")
 	for _, want := range []string{
 		"-M microvm", "-accel tcg", "-cpu max", "-m 256", "-smp 2", "-nodefaults", "-display none", "-no-reboot",
@@ -42,9 +43,35 @@ func TestArgs(t *testing.T) {
 		"-qmp unix:/r/qmp.sock,server=on,wait=off",
 		"socket,id=agent,path=/r/agent.sock,server=on,wait=off", "virtserialport,name=agent,chardev=agent",
 		"id=img0,file=/a.ext4,format=raw,if=none,readonly=on", "id=img1,file=/b.ext4",
+		"virtio-blk-device,drive=img1,serial=img1", "tsc=reliable corral.ip=10.0.0.2/24",
+		"-netdev tap,id=net0,ifname=tap0,script=no,downscript=no", "virtio-net-device,netdev=net0,mac=02:00:00:00:00:01",
 	} {
 		if !strings.Contains(line, want) {
 			t.Errorf("args lack %q:\n%s", want, line)
+		}
+	}
+}
+
+func TestArgsWithoutNIC(t *testing.T) {
+	args := strings.Join(Args(Accel{Name: "kvm", CPU: "host"}, Machine{Kernel: "/k", Initrd: "/i", MemoryMiB: 64, CPUs: 1}), " ")
+	if strings.Contains(args, "netdev") {
+		t.Errorf("a machine without MAC has a NIC: %s", args)
+	}
+}
+
+func TestContainerArgv(t *testing.T) {
+	for _, tc := range []struct {
+		command, args, entrypoint, cmd, want []string
+	}{
+		{entrypoint: []string{"/ep"}, cmd: []string{"-x"}, want: []string{"/ep", "-x"}},
+		{cmd: []string{"sh"}, want: []string{"sh"}},
+		{args: []string{"-y"}, entrypoint: []string{"/ep"}, cmd: []string{"-x"}, want: []string{"/ep", "-y"}},
+		{command: []string{"/c"}, entrypoint: []string{"/ep"}, cmd: []string{"-x"}, want: []string{"/c"}},
+		{command: []string{"/c"}, args: []string{"a"}, entrypoint: []string{"/ep"}, want: []string{"/c", "a"}},
+		{want: []string{}},
+	} {
+		if got := containerArgv(tc.command, tc.args, tc.entrypoint, tc.cmd); !slices.Equal(got, tc.want) {
+			t.Errorf("containerArgv(%v, %v, %v, %v) = %v, want %v", tc.command, tc.args, tc.entrypoint, tc.cmd, got, tc.want)
 		}
 	}
 }

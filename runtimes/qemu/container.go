@@ -22,6 +22,7 @@ import (
 type container struct {
 	id, podID  string
 	cfg        *runtimeapi.ContainerConfig
+	imageRef   string // image ID
 	state      runtimeapi.ContainerState
 	createdAt  int64
 	startedAt  int64
@@ -69,18 +70,30 @@ func (b *Backend) runningPod(id string) (*pod, *vm, error) {
 }
 
 // CreateContainer prepares the container's root in the guest (an overlay
-// of the image).
+// of its image): the reserved image is drive img0; an OCI image is
+// unpacked into a cached ext4 and written into one of the pod's spare
+// drives the first time the pod uses it.
 func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *runtimeapi.ContainerConfig, podCfg *runtimeapi.PodSandboxConfig) (string, error) {
-	if img := cfg.GetImage().GetImage(); !isImage(img) {
-		return "", invalid("container %s: image %q: VM pods run only %s for now (docs/VM.md)", id, img, ImageName)
-	}
-	argv := append(append([]string{}, cfg.GetCommand()...), cfg.GetArgs()...)
-	if len(argv) == 0 {
-		return "", invalid("container %s: no command (the image %s has no entrypoint)", id, ImageName)
-	}
-	_, v, err := b.runningPod(podID)
+	p, v, err := b.runningPod(podID)
 	if err != nil {
 		return "", err
+	}
+	ref := cfg.GetImage().GetImage()
+	device, imageID := "img0", ImageID
+	var img ociImage
+	if !isImage(ref) {
+		oi, err := b.ociImageFor(ctx, ref)
+		if err != nil {
+			return "", fmt.Errorf("container %s: %w", id, err)
+		}
+		img, imageID = *oi, oi.ID
+		if device, err = b.slotFor(p, oi); err != nil {
+			return "", fmt.Errorf("container %s: %w", id, err)
+		}
+	}
+	argv := containerArgv(cfg.GetCommand(), cfg.GetArgs(), img.Entrypoint, img.Cmd)
+	if len(argv) == 0 {
+		return "", invalid("container %s: no command, and the image %s has none", id, ref)
 	}
 	b.mu.Lock()
 	_, dup := b.containers[id]
@@ -88,11 +101,15 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	if dup {
 		return "", fmt.Errorf("container %s: %w", id, runtimes.ErrExists)
 	}
-	var env []string
+	env := append([]string{}, img.Env...)
 	for _, kv := range cfg.GetEnvs() {
 		env = append(env, kv.GetKey()+"="+string(kv.GetValue()))
 	}
-	c := &container{id: id, podID: podID, cfg: cfg, state: runtimeapi.ContainerState_CONTAINER_CREATED, createdAt: time.Now().UnixNano()}
+	cwd := cfg.GetWorkingDir()
+	if cwd == "" {
+		cwd = img.WorkingDir
+	}
+	c := &container{id: id, podID: podID, cfg: cfg, imageRef: imageID, state: runtimeapi.ContainerState_CONTAINER_CREATED, createdAt: time.Now().UnixNano()}
 	if lp := cfg.GetLogPath(); lp != "" && podCfg.GetLogDirectory() != "" {
 		c.logPath = filepath.Join(podCfg.GetLogDirectory(), lp)
 		if c.log, err = logs.OpenCRIFile(c.logPath); err != nil {
@@ -101,7 +118,7 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = v.mux.Call(cctx, "create", guest.CreateArgs{ID: id, Device: "vda", Argv: argv, Env: env, Cwd: cfg.GetWorkingDir()}, nil)
+	err = v.mux.Call(cctx, "create", guest.CreateArgs{ID: id, Device: device, Argv: argv, Env: env, Cwd: cwd}, nil)
 	if err != nil {
 		c.closeLog()
 		return "", fmt.Errorf("container %s: guest: %w", id, err)
@@ -299,7 +316,7 @@ func (b *Backend) ContainerStatus(ctx context.Context, id string, verbose bool) 
 	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{
 		Id: c.id, Metadata: c.cfg.GetMetadata(), State: c.state, CreatedAt: c.createdAt,
 		StartedAt: c.startedAt, FinishedAt: c.finishedAt, ExitCode: c.exitCode,
-		Image: c.cfg.GetImage(), ImageRef: ImageID, ImageId: ImageID, Reason: c.reason, Message: c.message,
+		Image: c.cfg.GetImage(), ImageRef: c.imageRef, ImageId: c.imageRef, Reason: c.reason, Message: c.message,
 		Labels: c.cfg.GetLabels(), Annotations: c.cfg.GetAnnotations(), LogPath: c.logPath,
 		Mounts: nil, User: &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{}},
 	}}, nil
@@ -325,9 +342,41 @@ func (b *Backend) ListContainers(ctx context.Context, f *runtimeapi.ContainerFil
 		}
 		out = append(out, &runtimeapi.Container{
 			Id: c.id, PodSandboxId: c.podID, Metadata: c.cfg.GetMetadata(), Image: c.cfg.GetImage(),
-			ImageRef: ImageID, ImageId: ImageID, State: c.state, CreatedAt: c.createdAt,
+			ImageRef: c.imageRef, ImageId: c.imageRef, State: c.state, CreatedAt: c.createdAt,
 			Labels: c.cfg.GetLabels(), Annotations: c.cfg.GetAnnotations(),
 		})
 	}
 	return out, nil
+}
+
+// containerArgv is Kubernetes' rule: command replaces the image's
+// entrypoint (and then its cmd too), args replace its cmd.
+func containerArgv(command, args, entrypoint, cmd []string) []string {
+	if len(command) > 0 {
+		return append(append([]string{}, command...), args...)
+	}
+	if len(args) > 0 {
+		return append(append([]string{}, entrypoint...), args...)
+	}
+	return append(append([]string{}, entrypoint...), cmd...)
+}
+
+// slotFor returns the guest drive holding img in pod p, writing it into
+// the next spare drive the first time.
+func (b *Backend) slotFor(p *pod, img *ociImage) (string, error) {
+	p.slotMu.Lock()
+	defer p.slotMu.Unlock()
+	if i, ok := p.slotOf[img.ID]; ok {
+		return fmt.Sprintf("img%d", i), nil
+	}
+	n := len(p.slotOf)
+	if n >= len(p.slots) {
+		return "", fmt.Errorf("%w: pod %s already uses %d images, as many as its VM has spare drives (microvm has no hotplug)",
+			runtimes.ErrPrecondition, p.id, len(p.slots))
+	}
+	if err := fillSlot(p.slots[n], img.File); err != nil {
+		return "", err
+	}
+	p.slotOf[img.ID] = n + 1
+	return fmt.Sprintf("img%d", n+1), nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -26,6 +27,13 @@ type pod struct {
 	ownCgroup bool
 	state     runtimeapi.PodSandboxState
 	vm        *vm
+	net       *podNet // nil without CNI
+
+	// slots are the spare disks (img1...), slotOf maps an image ID to
+	// its drive index; slotMu serialises filling them.
+	slotMu sync.Mutex
+	slots  []string
+	slotOf map[string]int
 }
 
 // Size is a VM's memory and CPU count: the pod's resources (the sum of its
@@ -101,8 +109,14 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 		return "", fmt.Errorf("pod sandbox %s: %w", id, err)
 	}
 	dir := b.runDir(id)
+	var pn *podNet
 	defer func() {
 		if retErr != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			if err := b.teardownNet(cctx, id, cfg, pn); err != nil {
+				b.log.Warn("pod network teardown", "pod", id, "err", err)
+			}
+			cancel()
 			os.RemoveAll(dir)
 			if own {
 				b.cg.Remove(cg)
@@ -115,12 +129,25 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 	m := Machine{Kernel: b.cfg.Kernel, Initrd: b.cfg.Initrd, MemoryMiB: mem, CPUs: cpus,
 		AgentSocket: filepath.Join(dir, "agent.sock"), QMPSocket: filepath.Join(dir, "qmp.sock"),
 		Console: filepath.Join(dir, "console.log")}
+	slots, err := createSlots(dir)
+	if err != nil {
+		return "", fmt.Errorf("pod sandbox %s: %w", id, err)
+	}
+	m.Images = append([]string{b.cfg.Image}, slots...)
+	if b.hasCNI() {
+		pn, err = b.setupNet(ctx, id, filepath.Join(dir, "netns"), cfg)
+		if err != nil {
+			return "", fmt.Errorf("pod sandbox %s: %w", id, err)
+		}
+		m.MAC, m.Cmdline, m.NetNS = pn.att.MAC, pn.Cmdline(), pn.ns
+	}
 	v, err := b.bootVM(ctx, id, path.Join(cg, "vm"), m)
 	if err != nil {
 		return "", fmt.Errorf("pod sandbox %s: %w", id, err)
 	}
 	p := &pod{id: id, cfg: cfg, handler: handler, createdAt: time.Now().UnixNano(), cgroup: cg, ownCgroup: own,
-		state: runtimeapi.PodSandboxState_SANDBOX_READY, vm: v}
+		state: runtimeapi.PodSandboxState_SANDBOX_READY, vm: v, net: pn,
+		slots: slots, slotOf: map[string]int{}}
 	b.mu.Lock()
 	b.pods[id] = p
 	b.mu.Unlock()
@@ -169,6 +196,12 @@ func (b *Backend) StopPodSandbox(ctx context.Context, id string) error {
 	}
 	b.mu.Unlock()
 	b.stopVM(ctx, v, 5*time.Second)
+	b.mu.Lock()
+	pn := p.net
+	b.mu.Unlock()
+	if err := b.teardownNet(ctx, id, p.cfg, pn); err != nil {
+		return fmt.Errorf("pod sandbox %s: network: %w", id, err)
+	}
 	return nil
 }
 
@@ -223,6 +256,13 @@ func (b *Backend) PodSandboxStatus(ctx context.Context, id string, verbose bool)
 		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{
 			Options: p.cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()}},
 		Labels: p.cfg.GetLabels(), Annotations: p.cfg.GetAnnotations(), RuntimeHandler: p.handler,
+	}
+	if p.net != nil {
+		ips := p.net.att.IPs()
+		st.Network.Ip = ips[0]
+		for _, ip := range ips[1:] {
+			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+		}
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: st}
 	if verbose {

@@ -18,14 +18,19 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"corral.io/corral/agent/cgroup"
 	"corral.io/corral/agent/manager"
+	"corral.io/corral/agent/proc"
+	"corral.io/corral/agent/reaper"
 	"corral.io/corral/agent/service"
 	"corral.io/corral/agent/unit"
 	"corral.io/corral/runtimes"
+	"corral.io/corral/runtimes/cni"
+	"corral.io/corral/runtimes/remote"
 )
 
 // Units is what the backend needs of the unit manager; *manager.Manager
@@ -37,6 +42,8 @@ type Units interface {
 	StopUnit(ctx context.Context, name string, timeout time.Duration) error
 	RemoveTransient(name string) error
 	UnitState(name string) (service.Status, bool)
+	Spawner() *proc.Spawner
+	Reaper() *reaper.Reaper
 }
 
 // Config is the backend's part of the agent configuration.
@@ -58,7 +65,22 @@ type Config struct {
 	// BootTimeout bounds RunPodSandbox's wait for the guest agent
 	// (default 60 s: TCG on a loaded 2-core machine).
 	BootTimeout time.Duration
-	Log         *slog.Logger
+	// CNIConfDir and CNIBinDirs are libcni's configuration directory and
+	// plugin path (defaults /etc/cni/net.d and /usr/lib/cni); without a
+	// configuration VM pods boot without a NIC.
+	CNIConfDir string
+	CNIBinDirs []string
+	// Containerd is the socket of the containerd whose CRI image service
+	// pulls the images of VM pods (the runc handler's address); empty
+	// means only ImageName.
+	Containerd string
+	// Ctr is containerd's CLI (default ctr from PATH), used to mount an
+	// image's snapshot for unpacking.
+	Ctr string
+	// ImageDir caches one read-only ext4 file per image digest (the agent
+	// passes <root>/var/lib/corral/vm-images; default <RunDir>/images).
+	ImageDir string
+	Log      *slog.Logger
 	// Host overrides accelerator detection (tests).
 	Host *HostInfo
 }
@@ -79,7 +101,11 @@ type Backend struct {
 	cfg   Config
 	accel Accel
 	log   *slog.Logger
+	net   *cni.Network
+	// images is containerd's image service (nil: only ImageName).
+	images ImageService
 
+	buildMu    sync.Mutex // one image build at a time (TCG hosts have few cores)
 	mu         sync.Mutex
 	pods       map[string]*pod
 	containers map[string]*container
@@ -110,6 +136,18 @@ func New(m Units, cfg Config) (*Backend, error) {
 	if cfg.BootTimeout == 0 {
 		cfg.BootTimeout = 60 * time.Second
 	}
+	if cfg.CNIConfDir == "" {
+		cfg.CNIConfDir = "/etc/cni/net.d"
+	}
+	if len(cfg.CNIBinDirs) == 0 {
+		cfg.CNIBinDirs = []string{"/usr/lib/cni"}
+	}
+	if cfg.ImageDir == "" {
+		cfg.ImageDir = filepath.Join(cfg.RunDir, "images")
+	}
+	if cfg.Ctr == "" {
+		cfg.Ctr = "ctr"
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -125,7 +163,15 @@ func New(m Units, cfg Config) (*Backend, error) {
 		h = *cfg.Host
 	}
 	b := &Backend{units: m, cg: cg, cfg: cfg, accel: DetectAccel(h), log: cfg.Log.With("backend", "qemu"),
-		pods: map[string]*pod{}, containers: map[string]*container{}}
+		pods: map[string]*pod{}, containers: map[string]*container{},
+		net: cni.New(cfg.CNIConfDir, cfg.CNIBinDirs, filepath.Join(cfg.RunDir, "cni"))}
+	if cfg.Containerd != "" {
+		rb, err := remote.New(remote.Config{Kind: remote.KindContainerd, Address: cfg.Containerd, Log: b.log})
+		if err != nil {
+			return nil, fmt.Errorf("qemu runtime: images: %w", err)
+		}
+		b.images = rb
+	}
 	b.log.Info("accelerator", "accel", b.accel.Name, "cpu", b.accel.CPU, "why", b.accel.Why)
 	return b, nil
 }

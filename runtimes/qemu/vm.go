@@ -14,6 +14,7 @@ import (
 	"github.com/digitalocean/go-qemu/qmp"
 
 	"corral.io/corral/agent/manager"
+	"corral.io/corral/agent/proc"
 	"corral.io/corral/agent/service"
 	"corral.io/corral/agent/unit"
 	"corral.io/corral/guest"
@@ -37,7 +38,6 @@ type vm struct {
 // until the guest agent answers.
 func (b *Backend) bootVM(ctx context.Context, id, cg string, m Machine) (_ *vm, retErr error) {
 	v := &vm{unit: "corral-vm-" + id + ".service", dir: filepath.Dir(m.AgentSocket), exited: make(chan struct{})}
-	m.Images = []string{b.cfg.Image}
 	u := b.units.ParseTransient(v.unit, "[Unit]\nDescription=VM pod "+id+"\nDefaultDependencies=no\n[Service]\nType=exec\nExecStart=/bin/true\nKillMode=control-group\nTimeoutStopSec=10\n")
 	if u.LoadState != unit.LoadLoaded {
 		return nil, fmt.Errorf("vm unit %s: %s", v.unit, u.LoadError)
@@ -49,7 +49,11 @@ func (b *Backend) bootVM(ctx context.Context, id, cg string, m Machine) (_ *vm, 
 	argv := append([]string{bin}, Args(b.accel, m)...)
 	u.Service.ExecStart = []unit.Command{{Path: bin, Args: argv, Flags: unit.NoEnvExpand}}
 	closed := false
-	opts := manager.TransientOptions{Cgroups: b.cg, Cgroup: cg, OnChange: func(_, st service.Status) {
+	opts := manager.TransientOptions{Cgroups: b.cg, Cgroup: cg, Adjust: func(sp *proc.Spec, _ string, _ bool) {
+		if m.NetNS != "" {
+			sp.Namespaces = map[string]string{"net": m.NetNS}
+		}
+	}, OnChange: func(_, st service.Status) {
 		if !closed && (st.ActiveState == "inactive" || st.ActiveState == "failed") {
 			closed = true
 			close(v.exited)
