@@ -159,6 +159,13 @@ for r in $(seq "$rounds"); do
 	fi
 done
 
+# CORRAL_BENCH_EXTRA: a command run with the two sockets while the node is
+# still up (e.g. a per-call latency probe: -direct SOCK -corral SOCK).
+if [ -n "${CORRAL_BENCH_EXTRA:-}" ]; then
+	log "running $CORRAL_BENCH_EXTRA"
+	$CORRAL_BENCH_EXTRA -direct "$ctd_sock" -corral "$corral_sock" | tee "$results/extra.txt"
+fi
+
 log "medians (raw JSON in $results)"
 python3 - "$results" "$n" "$rounds" <<'EOP'
 import glob, json, os, statistics, sys
