@@ -110,6 +110,9 @@ func (w *wire) setupNamespaces() error {
 			return fmt.Errorf("network namespace: %w", err)
 		}
 	}
+	if err := w.applySysctls(); err != nil {
+		return err
+	}
 	if w.PrivateMounts {
 		// CLONE_NEWNS implies CLONE_FS: only this thread changes namespace,
 		// and it is the one that execs.

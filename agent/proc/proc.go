@@ -92,6 +92,12 @@ type Spec struct {
 	// TTY, if set, is opened by the child (StandardInput=tty and
 	// friends); the fds it covers replace Stdin/Stdout/Stderr.
 	TTY *TTY
+
+	// Sysctls (dotted key → value) are written to /proc/sys once the
+	// namespaces are joined or created, before any mount: each must
+	// belong to a namespace in Namespaces or NewNamespaces (see
+	// SysctlNamespace), so the host's kernel is never changed.
+	Sysctls map[string]string
 }
 
 // wire is the Spec as the trampoline receives it: files are already in
@@ -122,6 +128,7 @@ type wire struct {
 	ReadOnlyRoot    bool
 	Caps            *Caps
 	TTY             *TTY
+	Sysctls         map[string]string
 	ErrFD           int
 }
 
@@ -192,6 +199,7 @@ func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
 		NewNamespaces: spec.NewNamespaces, Hostname: spec.Hostname, Init: spec.Init,
 		PrivateMounts: spec.PrivateMounts, Mounts: spec.Mounts, MountProc: spec.MountProc,
 		ReadOnlyRoot: spec.ReadOnlyRoot, Caps: spec.Caps, TTY: spec.TTY,
+		Sysctls: spec.Sysctls,
 	}
 	// The PID namespace is entered here (see Spec.Namespaces); the child
 	// joins the others itself.
