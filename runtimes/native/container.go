@@ -41,7 +41,6 @@ type ctrRecord struct {
 	ExitCode   int32
 	Reason     string
 	Message    string
-	OOMBefore  uint64                   // the pod cgroup's OOM kill count when the container started
 	Mounts     []proc.Mount             // made in the container's own mount namespace
 	Warnings   []string                 // mounts skipped, shown in the status message
 	PIDMode    runtimeapi.NamespaceMode // effective: NODE, POD (the holder's) or CONTAINER
@@ -56,6 +55,8 @@ type container struct {
 	log    *logs.CRIFile
 	stdinR *os.File // the main process's stdin (read end) until it is spawned
 	stdinW *os.File // kept for attach
+	oom    bool     // the kernel reported an OOM in the container's memory cgroup
+	tee    *tee     // the main process's output, for attach; nil after an agent restart
 }
 
 func (b *Backend) putContainer(c *container) error {
@@ -177,6 +178,12 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 		return "", err
 	}
 	sc := cfg.GetLinux().GetSecurityContext()
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return "", invalid("container %q: run_as_group needs run_as_user or run_as_username", cfg.GetMetadata().GetName())
+	}
+	// The pod's resolv.conf first, so that a CRI mount of the same path
+	// (kubelet's own) wins; masks last, over everything.
+	mounts = append(b.dnsMount(podID, mounts), mounts...)
 	mounts = append(mounts, pathMasks(sc.GetMaskedPaths(), sc.GetReadonlyPaths())...)
 	pidMode, err := containerPIDMode(p, cfg)
 	if err != nil {
@@ -301,6 +308,12 @@ func (b *Backend) adjust(c *container, p *pod) func(sp *proc.Spec, kind string, 
 		sp.Caps = c.rec.Caps
 		if main && c.stdinR != nil {
 			sp.Stdin = c.stdinR
+		}
+		if main && c.tee != nil && sp.TTY == nil {
+			sp.Stdout, sp.Stderr = c.tee.hook(sp.Stdout, sp.Stderr)
+		}
+		if main {
+			sp.Sysctls = p.cfg.GetLinux().GetSysctls()
 		}
 	}
 }
@@ -440,11 +453,36 @@ func (b *Backend) StartContainer(ctx context.Context, id string) error {
 			return fmt.Errorf("container %s: stdin: %w", id, err)
 		}
 	}
-	c.rec.OOMBefore = b.oomKills(p.rec.Cgroup)
+	c.oom = false
+	if c.tee, err = newTee(); err != nil {
+		b.mu.Unlock()
+		return fmt.Errorf("container %s: output: %w", id, err)
+	}
 	b.mu.Unlock()
+	// The cgroup is created (the service's own Create is idempotent) and
+	// watched before the command runs: an allocation at once can be
+	// killed before the start returns.
+	if err := b.cg.Create(c.rec.Cgroup); err != nil {
+		b.mu.Lock()
+		c.tee.spawned()
+		for _, f := range []*os.File{c.stdinR, c.stdinW} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		c.stdinR, c.stdinW = nil, nil
+		b.mu.Unlock()
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	if d := b.cg.Path("memory", c.rec.Cgroup); d != "" {
+		if err := watchOOM(d, func() { b.mu.Lock(); c.oom = true; b.mu.Unlock() }); err != nil {
+			b.log.Warn("container OOM kills will not be reported", "container", id, "err", err)
+		}
+	}
 
 	err = b.units.StartUnit(ctx, c.rec.Unit)
 	b.mu.Lock()
+	c.tee.spawned()
 	if c.stdinR != nil {
 		c.stdinR.Close()
 		c.stdinR = nil
@@ -460,25 +498,6 @@ func (b *Backend) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("container %s: %w", id, err)
 	}
 	return nil
-}
-
-// oomKills reads the OOM kill count of a v1 memory cgroup (hierarchical).
-func (b *Backend) oomKills(cg string) uint64 {
-	d := b.cg.Path("memory", cg)
-	if d == "" {
-		return 0
-	}
-	data, err := os.ReadFile(filepath.Join(d, "memory.oom_control"))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // unitChanged follows the container's unit: running once its command was
@@ -517,7 +536,7 @@ func (b *Backend) unitChanged(id string, st service.Status) {
 		if c.rec.ExitCode != 0 {
 			c.rec.Reason = "Error"
 		}
-		if p := b.pods[c.rec.PodID]; p != nil && st.ExecMainCode != 1 && b.oomKills(p.rec.Cgroup) > c.rec.OOMBefore {
+		if c.oom && c.rec.ExitCode != 0 {
 			c.rec.Reason = "OOMKilled"
 		}
 		if st.ExecMainCode == 1 && st.ExecMainStatus >= 200 && st.ExecMainStatus <= 245 {

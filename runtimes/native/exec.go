@@ -280,6 +280,7 @@ func (s streamer) Attach(ctx context.Context, id string, in io.Reader, out, errw
 	b.mu.Lock()
 	stdin := c.stdinW
 	once := c.cfg.GetStdinOnce()
+	t := c.tee
 	b.mu.Unlock()
 	done := make(chan struct{})
 	if in != nil && stdin != nil {
@@ -297,6 +298,12 @@ func (s streamer) Attach(ctx context.Context, id string, in io.Reader, out, errw
 	}
 	go func() {
 		defer close(done)
+		if t != nil {
+			t.attach(out, errw, ctx.Done())
+			b.awaitExit(ctx, c, 5*time.Second)
+			return
+		}
+		// Started before an agent restart: the log is all there is.
 		b.followOutput(ctx, c, out, errw)
 	}()
 	select {
@@ -374,4 +381,20 @@ func dialIn(ctx context.Context, nsPath, addr string) (net.Conn, error) {
 	}()
 	r := <-ch
 	return r.c, r.err
+}
+
+// awaitExit waits (at most limit) until the container is no longer seen
+// as running: its output ends a moment before its exit is recorded, and a
+// client whose attach ended expects the status to say so.
+func (b *Backend) awaitExit(ctx context.Context, c *container, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		b.mu.Lock()
+		st := c.rec.State
+		b.mu.Unlock()
+		if st != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

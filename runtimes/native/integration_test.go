@@ -59,7 +59,11 @@ func newEnv(t *testing.T, cniConf string) *env {
 		t.Fatal(err)
 	}
 	e := &env{m: m, b: b, base: uniq, logDir: filepath.Join(root, "pods")}
-	waitFor(t, "the manager to run", func() bool { _, err := m.SystemState(ctx); return err == nil && m.StartUnit(ctx, "x.service") != nil })
+	select {
+	case <-m.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the manager never became ready")
+	}
 	t.Cleanup(func() {
 		for id := range b.pods {
 			b.RemovePodSandbox(context.Background(), id)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,6 +126,7 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			b.teardown(cctx, p)
+			os.RemoveAll(filepath.Dir(b.resolvConf(id)))
 			if own {
 				b.cg.Remove(cg)
 			}
@@ -133,6 +136,12 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 	nsOpt := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	ns, err := holderNamespaces(nsOpt)
 	if err != nil {
+		return "", err
+	}
+	if err := checkSysctls(cfg.GetLinux().GetSysctls(), ns); err != nil {
+		return "", err
+	}
+	if err := b.writeResolvConf(id, cfg.GetDnsConfig()); err != nil {
 		return "", err
 	}
 	p.rec.PIDMode = nsOpt.GetPid()
@@ -304,6 +313,9 @@ func (b *Backend) RemovePodSandbox(ctx context.Context, id string) error {
 		if err := b.cg.Remove(p.rec.Cgroup); err != nil {
 			return fmt.Errorf("pod sandbox %s: %w", id, err)
 		}
+	}
+	if err := os.RemoveAll(filepath.Dir(b.resolvConf(id))); err != nil {
+		return fmt.Errorf("pod sandbox %s: %w", id, err)
 	}
 	if err := b.db.Delete(bucketPods, id); err != nil {
 		return fmt.Errorf("pod sandbox %s: %w", id, err)
