@@ -74,7 +74,11 @@ type node struct {
 
 // startNode starts `corral init` in a temp root with the vm handler
 // pointing at freshly built (cached) assets.
-func startNode(t *testing.T) *node {
+func startNode(t *testing.T) *node { return startNodeWith(t, "", nil) }
+
+// startNodeWith appends extra to corral.toml (more handlers, [cni]) and
+// env to corral's environment.
+func startNodeWith(t *testing.T, extra string, env []string) *node {
 	t.Helper()
 	n := &node{t: t, exited: make(chan struct{}), crictl: script(t, "hack/tools/crictl.sh")}
 	var err error
@@ -88,11 +92,13 @@ func startNode(t *testing.T) *node {
 	cfg := fmt.Sprintf("[cri]\ndefault_handler = \"native\"\n[handlers.native]\nbackend = \"native\"\n"+
 		"[handlers.vm]\nbackend = \"qemu\"\nkernel = %q\ninitrd = %q\n",
 		filepath.Join(n.assets, "vmlinux"), filepath.Join(n.assets, "initrd.img"))
+	cfg += extra
 	os.MkdirAll(filepath.Join(n.root, "etc", "corral"), 0o755)
 	if err := os.WriteFile(filepath.Join(n.root, "etc", "corral", "corral.toml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n.cmd = exec.Command(filepath.Join(bin, "corral"), "init", "--root", n.root, "--cgroup-root", n.cgroup, "--default-target", "")
+	n.cmd.Env = append(os.Environ(), env...)
 	n.cmd.Stdout, n.cmd.Stderr = &n.out, &n.out
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := n.cmd.Start(); err != nil {

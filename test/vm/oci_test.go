@@ -1,0 +1,233 @@
+//go:build e2e
+
+package vm
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tool runs hack/tools/<name>.sh and returns the last line it prints.
+func tool(t *testing.T, name string, args ...string) string {
+	return script(t, filepath.Join("hack", "tools", name+".sh"), args...)
+}
+
+// background starts a helper process for the test's lifetime.
+func background(t *testing.T, logf string, env []string, argv ...string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out, err := os.Create(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		out.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf)
+			t.Logf("%s:\n%s", filepath.Base(logf), tail(string(b), 40))
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+func waitFile(t *testing.T, p string, d time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
+			return strings.TrimSpace(string(b))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear in %s", p, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestVMPodOCIImageOnPodNetwork: a VM pod runs an ordinary OCI image from
+// the offline registry, pulled through containerd, and answers HTTP at its
+// CNI pod IP from inside the guest; a second container of another image
+// shares the guest's network. Removal leaves no netns mount, CNI
+// allocation or QEMU behind.
+func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
+	ctdBin := tool(t, "containerd")
+	imgreg := tool(t, "images")
+	work, err := os.MkdirTemp("/var/tmp", "corral-vm-oci-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+
+	// The offline registry, with certs.d mirrors for registry.k8s.io.
+	certs := filepath.Join(work, "certs.d")
+	background(t, filepath.Join(work, "imgreg.log"), nil, imgreg, "-addr", "127.0.0.1:0", "-certs-dir", certs, "-addr-file", filepath.Join(work, "addr"))
+	waitFile(t, filepath.Join(work, "addr"), 60*time.Second)
+
+	// containerd of our own, with a CNI bridge network whose name and
+	// subnet derive from its directory.
+	ctd := filepath.Join(work, "ctd")
+	ctdCfg := tool(t, "containerd-config", ctd, certs)
+	path := "PATH=" + ctdBin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	background(t, filepath.Join(work, "containerd.log"), []string{path}, filepath.Join(ctdBin, "containerd"), "--config", ctdCfg)
+	sock := filepath.Join(ctd, "containerd.sock")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("containerd socket never appeared")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	bridge := waitFile(t, filepath.Join(ctd, "cni", "bridge"), time.Second)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+
+	extra := fmt.Sprintf("[handlers.runc]\nbackend = \"containerd\"\naddress = %q\n[cni]\nconf_dir = %q\n", sock, filepath.Join(ctd, "cni", "net.d"))
+	n := startNodeWith(t, extra, []string{path})
+	dir := t.TempDir()
+	podCfg := writeJSON(t, dir, "pod.json", map[string]any{
+		"metadata":      map[string]string{"name": "vmweb", "namespace": "default", "uid": "vm-e2e-oci"},
+		"log_directory": n.logsDir,
+		"annotations":   map[string]string{"corral.io/runtime": "vm"},
+		"linux":         map[string]any{},
+	})
+	const web = "registry.k8s.io/e2e-test-images/nginx:1.14-2"
+	const bb = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
+	webCfg := writeJSON(t, dir, "web.json", map[string]any{
+		"metadata": map[string]string{"name": "web"},
+		"image":    map[string]string{"image": web},
+		"log_path": "web.log",
+		"linux":    map[string]any{},
+	})
+	shCfg := writeJSON(t, dir, "sh.json", map[string]any{
+		"metadata": map[string]string{"name": "sh"},
+		"image":    map[string]string{"image": bb},
+		"command":  []string{"sleep", "3600"},
+		"linux":    map[string]any{},
+	})
+
+	t0 := time.Now()
+	for _, img := range []string{web, bb} {
+		n.crictlOK("pull", "--pod-config", podCfg, img)
+	}
+	tPull := time.Since(t0)
+	t1 := time.Now()
+	pod := n.crictlOK("runp", "--runtime", "vm", podCfg)
+	tRunp := time.Since(t1)
+	ip := n.crictlOK("inspectp", "-o", "go-template", "--template", "{{.status.network.ip}}", pod)
+	if ip == "" || ip == "<no value>" {
+		t.Fatalf("VM pod has no IP")
+	}
+	t2 := time.Now()
+	ctr := n.crictlOK("create", pod, webCfg, podCfg)
+	tCreate := time.Since(t2)
+	n.crictlOK("start", ctr)
+	tStart := time.Since(t1)
+
+	// The web server (the image's entrypoint, from its OCI config) runs in
+	// the guest and answers at the pod IP from the host.
+	var body string
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		c := http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get("http://" + ip + ":80/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			con, _ := os.ReadFile(filepath.Join(n.root, "run", "corral", "qemu", "vm", pod[:16], "console.log"))
+			t.Fatalf("GET http://%s/ never answered: %v\nconsole:\n%s", ip, err, tail(string(con), 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tServe := time.Since(t1)
+	if !strings.Contains(body, "Welcome to nginx!") {
+		t.Errorf("GET pod IP = %q, want the image's web server", body)
+	}
+	t.Logf("pull (cold, 2 images) %s; runp %s (with CNI); create (unpack to ext4 + slot) %s; runp→running %s; runp→HTTP at %s %s",
+		tPull.Round(time.Millisecond), tRunp.Round(time.Millisecond), tCreate.Round(time.Millisecond),
+		tStart.Round(time.Millisecond), ip, tServe.Round(time.Millisecond))
+
+	// It is the guest that holds the address: the guest kernel answers
+	// with the address on its eth0.
+	if got := n.crictlOK("exec", ctr, "sh", "-c", "ip -4 -o addr show eth0"); !strings.Contains(got, ip+"/") {
+		t.Errorf("guest eth0: %q, want %s", got, ip)
+	}
+	kver, _ := os.ReadFile(filepath.Join(n.assets, "kver"))
+	if got := n.crictlOK("exec", ctr, "uname", "-r"); got != strings.TrimSpace(string(kver)) {
+		t.Errorf("exec uname -r = %q, want the guest kernel", got)
+	}
+
+	// A second image in the same pod: another spare drive, same network.
+	t3 := time.Now()
+	sh := n.crictlOK("create", pod, shCfg, podCfg)
+	n.crictlOK("start", sh)
+	t.Logf("second container (other image) create+start %s", time.Since(t3).Round(time.Millisecond))
+	if got := n.crictlOK("exec", sh, "wget", "-qO-", "http://127.0.0.1:80/"); !strings.Contains(got, "Welcome to nginx!") {
+		t.Errorf("second container GET localhost = %q", got)
+	}
+	// Each container has its own image's root: the busybox image has no
+	// nginx, the web image has it.
+	if got, err := n.try("exec", sh, "ls", "/usr/sbin/nginx"); err == nil {
+		t.Errorf("busybox container sees the web image's files: %q", got)
+	}
+	n.crictlOK("exec", ctr, "ls", "/usr/sbin/nginx")
+
+	for _, c := range []string{sh, ctr} {
+		n.crictlOK("stop", "-t", "2", c)
+		n.crictlOK("rm", c)
+	}
+	n.crictlOK("stopp", pod)
+	n.crictlOK("rmp", pod)
+	if pids := qemuPIDs(n.root); len(pids) != 0 {
+		t.Errorf("after rmp: qemu processes %v", pids)
+	}
+	ipam, _ := filepath.Glob(filepath.Join(ctd, "cni", "ipam", "*", ip))
+	if len(ipam) != 0 {
+		t.Errorf("after rmp: CNI still holds %s (%v)", ip, ipam)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if bytes.Contains(mounts, []byte(filepath.Join(n.root, "run", "corral", "qemu"))) {
+		t.Errorf("after rmp: a mount under the VM run dir is left:\n%s", mounts)
+	}
+	if c := (&http.Client{Timeout: time.Second}); true {
+		if _, err := c.Get("http://" + ip + ":80/"); err == nil {
+			t.Errorf("after rmp: %s still answers", ip)
+		}
+	}
+}
