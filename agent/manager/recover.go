@@ -287,6 +287,7 @@ func (m *Manager) recoverUnits(ctx context.Context) bool {
 			strays++
 		}
 	}
+	go m.reclaimLogs(m.adoptedMains())
 	m.log.Info("recovery done", "records", len(recs), "adopted", adopted, "restored", restored,
 		"placeholders", placeholders, "strays", strays, "took", time.Since(t0))
 	return adopted+restored > 0

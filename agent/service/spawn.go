@@ -124,7 +124,7 @@ func (s *Service) stdio(sp *proc.Spec, files *[]*os.File) error {
 		}
 		sp.Stdin = s.d.Conn
 	}
-	out, err := s.output(svc.StandardOutput, logs.Stdout, sp.Stdin, files)
+	out, err := s.output(svc.StandardOutput, logs.Stdout, sp, files)
 	if err != nil {
 		return err
 	}
@@ -134,17 +134,17 @@ func (s *Service) stdio(sp *proc.Spec, files *[]*os.File) error {
 		case "", "journal", "kmsg", "syslog", "journal+console", "kmsg+console", "syslog+console":
 			// Same destination as stdout, but its own stream so that logs
 			// tell stderr apart.
-			sp.Stderr, err = s.output(svc.StandardOutput, logs.Stderr, sp.Stdin, files)
+			sp.Stderr, err = s.output(svc.StandardOutput, logs.Stderr, sp, files)
 		default:
 			sp.Stderr = sp.Stdout
 		}
 	} else {
-		sp.Stderr, err = s.output(svc.StandardError, logs.Stderr, sp.Stdin, files)
+		sp.Stderr, err = s.output(svc.StandardError, logs.Stderr, sp, files)
 	}
 	return err
 }
 
-func (s *Service) output(o unit.Output, stream logs.Stream, stdin *os.File, files *[]*os.File) (*os.File, error) {
+func (s *Service) output(o unit.Output, stream logs.Stream, sp *proc.Spec, files *[]*os.File) (*os.File, error) {
 	directive := "StandardOutput"
 	if stream == logs.Stderr {
 		directive = "StandardError"
@@ -161,7 +161,7 @@ func (s *Service) output(o unit.Output, stream logs.Stream, stdin *os.File, file
 	case "null", "tty":
 		return nil, nil
 	case "inherit", "socket":
-		return stdin, nil
+		return sp.Stdin, nil
 	case "file":
 		return open(0)
 	case "append":
@@ -173,12 +173,7 @@ func (s *Service) output(o unit.Output, stream logs.Stream, stdin *os.File, file
 	if s.d.Logs == nil {
 		return nil, nil
 	}
-	f, err := s.d.Logs.Pipe(s.u.Name, stream)
-	if err != nil {
-		return nil, fmt.Errorf("unit %s: log pipe for %s: %w", s.u.Name, stream, err)
-	}
-	*files = append(*files, f)
-	return f, nil
+	return s.logPipe(stream, sp, files)
 }
 
 // ttySpec is the terminal part of StandardInput=/StandardOutput=/
