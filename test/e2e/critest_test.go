@@ -44,17 +44,11 @@ var knownFailures = map[string]string{
 
 	// Gaps of the native backend that should pass for a host process: open
 	// work, listed in docs/CONFORMANCE.md. Remove an entry when it passes.
-	"should terminate with exitCode 137 and reason OOMKilled":    "gap: OOMKilled reason not reported",
-	"runtime should support DNS config":                          "gap: DNS config not applied (host resolv.conf)",
-	"should support safe sysctls":                                "gap: sysctls not applied",
-	"should support unsafe sysctls":                              "gap: sysctls not applied",
-	"seccomp profile that blocks setting hostname":               "gap: seccomp not applied",
-	"should support seccomp default on the container":            "gap: seccomp not applied",
-	"should return error if RunAsGroup is set without RunAsUser": "gap: RunAsGroup without RunAsUser accepted",
-	"runtime should support MaskedPaths":                         "gap: masked paths not enforced as critest checks",
-	"runtime should support ReadonlyPaths":                       "gap: read-only paths not enforced as critest checks",
-	"runtime should support that ReadOnlyRootfs is true":         "gap: read-only rootfs not enforced as critest checks",
-	"runtime should support attach [Conformance]":                "gap: attach returns no output",
+	"seccomp profile that blocks setting hostname":       "gap: seccomp not applied",
+	"should support seccomp default on the container":    "gap: seccomp not applied",
+	"runtime should support MaskedPaths":                 "gap: masked paths not enforced as critest checks",
+	"runtime should support ReadonlyPaths":               "gap: read-only paths not enforced as critest checks",
+	"runtime should support that ReadOnlyRootfs is true": "gap: read-only rootfs not enforced as critest checks",
 }
 
 // hostDamaging are specs skipped because, on a runtime whose rootfs is the
@@ -68,7 +62,7 @@ var hostDamaging = []string{
 
 // minPassed is the pass count recorded in docs/CONFORMANCE.md; a run that
 // passes fewer specs is a regression even if every failure is "known".
-const minPassed = 55
+const minPassed = 61
 
 // TestCritestNative runs the CRI conformance suite (critest v1.37.0) against
 // Corral with the native handler, every test image mapped to the host image
