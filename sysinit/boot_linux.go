@@ -129,14 +129,19 @@ func KernelRelease() string {
 // or already loaded. It is the small part of modprobe PID 1 needs before any
 // udev runs (the power button).
 func LoadModules(log *slog.Logger, dir string, names ...string) error {
-	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
+	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {
 		return fmt.Errorf("modules: %w", err)
 	}
-	deps := ParseModulesDep(string(dep))
+	deps, err := ReadModulesDep(f, names...)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("modules: %s: %w", f.Name(), err)
+	}
 	builtin := map[string]bool{}
-	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
-		builtin = ParseModulesBuiltin(string(b))
+	if f, err := os.Open(filepath.Join(dir, "modules.builtin")); err == nil {
+		builtin, _ = ReadModulesBuiltin(f, names...)
+		f.Close()
 	}
 	var errs []error
 	for _, n := range names {

@@ -1,6 +1,8 @@
 package sysinit
 
 import (
+	"bufio"
+	"io"
 	"path"
 	"strings"
 )
@@ -29,16 +31,44 @@ type ModuleDep struct {
 
 // ParseModulesDep parses modules.dep ("file: dep dep ..." per line).
 func ParseModulesDep(s string) ModulesDep {
+	m, _ := ReadModulesDep(strings.NewReader(s))
+	return m
+}
+
+// ReadModulesDep reads modules.dep line by line and keeps only the modules
+// in names (every module if names is empty). PID 1 needs two of some
+// thousands: a distribution kernel's modules.dep is hundreds of KiB, and
+// holding it (and a map of all of it) would grow PID 1's heap for its
+// whole life, as the Go runtime returns freed memory only slowly.
+func ReadModulesDep(r io.Reader, names ...string) (ModulesDep, error) {
+	want := wanted(names)
 	m := ModulesDep{}
-	for _, l := range strings.Split(s, "\n") {
-		file, deps, ok := strings.Cut(l, ":")
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		file, deps, ok := strings.Cut(sc.Text(), ":")
 		file = strings.TrimSpace(file)
 		if !ok || file == "" || strings.HasPrefix(file, "#") {
 			continue
 		}
-		m[ModuleName(file)] = ModuleDep{File: file, Deps: strings.Fields(deps)}
+		name := ModuleName(file)
+		if want != nil && !want[name] {
+			continue
+		}
+		m[name] = ModuleDep{File: file, Deps: strings.Fields(deps)}
 	}
-	return m
+	return m, sc.Err()
+}
+
+func wanted(names []string) map[string]bool {
+	if len(names) == 0 {
+		return nil
+	}
+	w := make(map[string]bool, len(names))
+	for _, n := range names {
+		w[ModuleName(n)] = true
+	}
+	return w
 }
 
 // LoadOrder returns the files to load for name, dependencies first: depmod
@@ -59,9 +89,24 @@ func (m ModulesDep) LoadOrder(name string) []string {
 // ParseModulesBuiltin returns the set of built-in module names from
 // modules.builtin (one path per line).
 func ParseModulesBuiltin(s string) map[string]bool {
-	m := map[string]bool{}
-	for _, l := range strings.Fields(s) {
-		m[ModuleName(l)] = true
-	}
+	m, _ := ReadModulesBuiltin(strings.NewReader(s))
 	return m
+}
+
+// ReadModulesBuiltin is ParseModulesBuiltin reading line by line, keeping
+// only names (all if empty), for the same reason as ReadModulesDep.
+func ReadModulesBuiltin(r io.Reader, names ...string) (map[string]bool, error) {
+	want := wanted(names)
+	m := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" {
+			continue
+		}
+		if n := ModuleName(l); want == nil || want[n] {
+			m[n] = true
+		}
+	}
+	return m, sc.Err()
 }

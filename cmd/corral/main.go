@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"corral.io/corral/agent/proc"
 	"corral.io/corral/sysinit"
@@ -136,7 +137,10 @@ func initCmd(args []string) int {
 		runtime.GOMAXPROCS(1)
 	}
 	debug.SetGCPercent(20)
-	if err := sysinit.New(cfg).Run(context.Background()); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go sysinit.TrimAfter(ctx, func() { log.Debug("memory trimmed") }, time.Second, 5*time.Second, 25*time.Second, 90*time.Second)
+	if err := sysinit.New(cfg).Run(ctx); err != nil {
 		log.Error("supervisor failed", "err", err)
 		return 1
 	}

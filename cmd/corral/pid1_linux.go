@@ -116,6 +116,10 @@ func (m *machine) run(args []string) sysinit.Action {
 	req := make(chan sysinit.Action, 1)
 	cfg.Requests = req
 	go m.powerButton(ctx, req)
+	// Boot's garbage and the binary's boot-only pages, again once PID 1
+	// has settled (sysinit.Trim).
+	go sysinit.TrimAfter(ctx, func() { m.log.Debug("memory trimmed", "after", "idle") },
+		6*time.Second, 30*time.Second, 2*time.Minute)
 
 	m.log.Info("corral: starting core", "agent", cfg.Agent, "target", cfg.Target)
 	for {
@@ -232,12 +236,20 @@ func (m *machine) powerButton(ctx context.Context, req chan<- sysinit.Action) {
 	if err := sysinit.LoadModules(log, dir, "button", "evdev"); err != nil {
 		log.Warn("loading power button drivers", "err", err)
 	}
+	m.trim("modules loaded") // modules.dep was the largest thing early boot read
 	sysinit.WatchPowerButton(ctx, log, 5*time.Second, func() {
 		select {
 		case req <- sysinit.ActionPoweroff:
 		default: // one is already pending
 		}
 	})
+}
+
+// trim runs sysinit.Trim and says so at debug level (the PID-1 test waits
+// for the line before it measures).
+func (m *machine) trim(why string) {
+	m.log.Debug("memory trimmed", "after", why)
+	sysinit.Trim()
 }
 
 // selfPath is the binary to re-exec: the file on disk when it was replaced
