@@ -6,10 +6,13 @@
 // host core in the pod's cgroup, so kubelet's cAdvisor sees its usage and
 // `corralctl list-units` shows it; it is controlled over QMP.
 //
-// Images: this first slice runs one reserved image, ImageName, a busybox
-// root built by `make vm-assets` and attached read-only on virtio-blk; the
-// guest gives each container an overlay of it. OCI images unpacked into
-// such ext4 files are the next step (docs/VM.md).
+// Images: the reserved busybox image (ImageName) is always attached; OCI
+// images come from containerd, are unpacked once per digest into a
+// read-only ext4 and written into one of the VM's spare virtio-blk slots
+// at CreateContainer (microvm has no hotplug); the guest gives each
+// container an overlay of its image. Network: CNI attaches a namespace of
+// the pod's own, QEMU runs in it with virtio-net on a tap bridged to the
+// CNI interface, and the guest takes the pod IP (docs/VM.md).
 package qemu
 
 import (
