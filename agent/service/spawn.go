@@ -109,7 +109,9 @@ func (s *Service) spec(cmd unit.Command, kind string, main bool) (*proc.Spec, []
 		return nil, nil, err
 	}
 	if s.d.Adjust != nil {
+		out, errf := sp.Stdout, sp.Stderr
 		s.d.Adjust(sp, kind, main)
+		keepHookedReaders(sp, out, errf, &files)
 	}
 	return sp, files, nil
 }

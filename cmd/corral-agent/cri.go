@@ -44,7 +44,16 @@ func startCRI(root, cgroupRoot, version string, m *manager.Manager, log *slog.Lo
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
+	go func() {
+		// Like the API: the socket accepts at once (clients wait in the
+		// backlog), calls are served once recovery re-adopted the
+		// containers, so that none looks exited meanwhile.
+		select {
+		case <-m.Ready():
+		case <-ctx.Done():
+		}
+		done <- srv.Serve(ctx, l)
+	}()
 	log.Info("cri ready", "socket", path, "streaming", srv.StreamAddr(),
 		"default_handler", cfg.CRI.DefaultHandler, "handlers", cfg.HandlerNames(), "config", cfg.Path)
 	return func() {

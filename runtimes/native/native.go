@@ -138,6 +138,7 @@ func New(m Units, db Store, cfg Config) (*Backend, error) {
 	if err := b.load(); err != nil {
 		return nil, err
 	}
+	b.recoverContainers()
 	return b, nil
 }
 
