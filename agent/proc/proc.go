@@ -130,6 +130,7 @@ type wire struct {
 	TTY             *TTY
 	Sysctls         map[string]string
 	ErrFD           int
+	Parent          int // the spawning core's PID, see wire.run
 }
 
 // Rlimit is one resource limit (unix.RLIMIT_*). It mirrors unit.Rlimit
@@ -257,6 +258,7 @@ func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
 	}
 	defer pr.Close()
 	w.ErrFD = len(files)
+	w.Parent = os.Getpid()
 	files = append(files, pw.Fd())
 	js, err := json.Marshal(&w)
 	if err != nil {

@@ -88,6 +88,14 @@ func (w *wire) run() (int, error) {
 			return ExitCgroup, fmt.Errorf("cgroup: %w", err)
 		}
 	}
+	// If the core died between our fork and the cgroup join above, the next
+	// core has already looked for processes in the unit's cgroup, did not
+	// see us, and will start the unit again: going on would run it twice.
+	// From here on we are in the cgroup, where recovery finds us. (In a new
+	// PID namespace getppid is 0 and cannot tell; the pod holder covers it.)
+	if ppid := unix.Getppid(); w.Parent != 0 && ppid != 0 && ppid != w.Parent {
+		return ExitCgroup, fmt.Errorf("cgroup: the spawning core (pid %d) died before the process joined its cgroup", w.Parent)
+	}
 	if err := joinNamespaces(w.Namespaces); err != nil {
 		return ExitNamespace, err
 	}
