@@ -225,9 +225,33 @@ func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
 	if bytes.Contains(mounts, []byte(filepath.Join(n.root, "run", "corral", "qemu"))) {
 		t.Errorf("after rmp: a mount under the VM run dir is left:\n%s", mounts)
 	}
-	if c := (&http.Client{Timeout: time.Second}); true {
-		if _, err := c.Get("http://" + ip + ":80/"); err == nil {
-			t.Errorf("after rmp: %s still answers", ip)
-		}
+	if _, err := (&http.Client{Timeout: time.Second}).Get("http://" + ip + ":80/"); err == nil {
+		t.Errorf("after rmp: %s still answers", ip)
 	}
+
+	// The next pod of the same image finds its ext4 cached: create is a
+	// copy into a slot, not a build.
+	pod2Cfg := writeJSON(t, dir, "pod2.json", map[string]any{
+		"metadata": map[string]string{"name": "vmweb2", "namespace": "default", "uid": "vm-e2e-oci-2"},
+		"linux":    map[string]any{},
+	})
+	pod2 := n.crictlOK("runp", "--runtime", "vm", pod2Cfg)
+	t4 := time.Now()
+	ctr2 := n.crictlOK("create", pod2, webCfg, pod2Cfg)
+	tCached := time.Since(t4)
+	n.crictlOK("start", ctr2)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		// The server may still be starting (TCG).
+		got, err := n.try("exec", ctr2, "wget", "-qO-", "http://127.0.0.1:80/")
+		if err == nil && strings.Contains(got, "Welcome to nginx!") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second pod: GET = %q %v", got, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("create with the image cached %s", tCached.Round(time.Millisecond))
+	n.crictlOK("rmp", "-f", pod2)
 }
