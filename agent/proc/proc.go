@@ -98,6 +98,11 @@ type Spec struct {
 	// belong to a namespace in Namespaces or NewNamespaces (see
 	// SysctlNamespace), so the host's kernel is never changed.
 	Sysctls map[string]string
+
+	// Seccomp, if set, is loaded just before the user switch (while the
+	// child still has CAP_SYS_ADMIN), so it covers the program and all it
+	// starts.
+	Seccomp Filter
 }
 
 // wire is the Spec as the trampoline receives it: files are already in
@@ -129,6 +134,7 @@ type wire struct {
 	Caps            *Caps
 	TTY             *TTY
 	Sysctls         map[string]string
+	Seccomp         Filter
 	ErrFD           int
 	Parent          int // the spawning core's PID, see wire.run
 }
@@ -200,7 +206,7 @@ func (s *Spawner) Start(ctx context.Context, spec *Spec) (pid int, err error) {
 		NewNamespaces: spec.NewNamespaces, Hostname: spec.Hostname, Init: spec.Init,
 		PrivateMounts: spec.PrivateMounts, Mounts: spec.Mounts, MountProc: spec.MountProc,
 		ReadOnlyRoot: spec.ReadOnlyRoot, Caps: spec.Caps, TTY: spec.TTY,
-		Sysctls: spec.Sysctls,
+		Sysctls: spec.Sysctls, Seccomp: spec.Seccomp,
 	}
 	// The PID namespace is entered here (see Spec.Namespaces); the child
 	// joins the others itself.

@@ -138,6 +138,12 @@ func (w *wire) run() (int, error) {
 		}
 	}
 
+	if len(w.Seccomp) > 0 {
+		if err := w.Seccomp.install(); err != nil {
+			return ExitSeccomp, err
+		}
+	}
+
 	env := w.Env
 	home := ""
 	if w.User != "" || w.Group != "" || len(w.Groups) > 0 {
