@@ -45,7 +45,8 @@ type ctrRecord struct {
 	Warnings   []string                 // mounts skipped, shown in the status message
 	PIDMode    runtimeapi.NamespaceMode // effective: NODE, POD (the holder's) or CONTAINER
 	Caps       *proc.Caps
-	ReadOnly   bool // readonly_rootfs: / is read-only in the container's mount namespace
+	ReadOnly   bool        // readonly_rootfs: / is read-only in the container's mount namespace
+	Seccomp    proc.Filter // compiled at create, for the main process and every exec
 }
 
 // container is a container in memory.
@@ -193,6 +194,10 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	if err != nil {
 		return "", err
 	}
+	filter, err := seccompFilter(sc, caps)
+	if err != nil {
+		return "", fmt.Errorf("container %q: %w", cfg.GetMetadata().GetName(), err)
+	}
 	b.mu.Lock()
 	_, dup := b.containers[id]
 	b.mu.Unlock()
@@ -208,6 +213,7 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 		ID: id, PodID: podID, Unit: name, Cgroup: p.rec.Cgroup + "/" + id, LogPath: lp, Config: raw,
 		State: runtimeapi.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now().UnixNano(),
 		Mounts: mounts, Warnings: warnings, PIDMode: pidMode, Caps: caps, ReadOnly: sc.GetReadonlyRootfs(),
+		Seccomp: filter,
 	}}
 	u, err := b.buildUnit(name, p, cfg, argv)
 	if err != nil {
@@ -306,6 +312,7 @@ func (b *Backend) adjust(c *container, p *pod) func(sp *proc.Spec, kind string, 
 		sp.MountProc = c.rec.PIDMode != runtimeapi.NamespaceMode_NODE
 		sp.ReadOnlyRoot = c.rec.ReadOnly
 		sp.Caps = c.rec.Caps
+		sp.Seccomp = c.rec.Seccomp
 		if main && c.stdinR != nil {
 			sp.Stdin = c.stdinR
 		}

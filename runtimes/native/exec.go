@@ -72,6 +72,7 @@ func (b *Backend) execSpec(c *container, p *pod, argv []string) (*proc.Spec, err
 		sp.Namespaces["pid"] = main + "pid"
 	}
 	sp.Caps = c.rec.Caps
+	sp.Seccomp = c.rec.Seccomp
 	b.mu.Unlock()
 	sc := c.cfg.GetLinux().GetSecurityContext()
 	if u := sc.GetRunAsUser(); u != nil {

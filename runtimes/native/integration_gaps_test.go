@@ -5,8 +5,10 @@ package native
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -185,4 +187,50 @@ func TestAttachShell(t *testing.T) {
 		log, _ := os.ReadFile(e.b.containers["a1"].rec.LogPath)
 		return strings.Contains(string(log), " stdout F hello\n") && strings.Contains(string(log), " stderr F  world\n")
 	})
+}
+
+// Seccomp profiles apply to the container's process and its execs:
+// RuntimeDefault, a Localhost file (here one refusing chmod, tried on a
+// scratch file), none for unconfined or privileged containers.
+func TestSeccompProfiles(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	pcfg := podConfig("seccomp", e.logDir, runtimeapi.NamespaceMode_NODE)
+	if _, err := e.b.RunPodSandbox(ctx, "podc", pcfg, "native"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	scratch := filepath.Join(dir, "f")
+	os.WriteFile(scratch, nil, 0o644)
+	profile := filepath.Join(dir, "block-chmod.json")
+	os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod","fchmodat","fchmodat2"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644)
+	withProfile := func(name string, sp *runtimeapi.SecurityProfile, privileged bool) *runtimeapi.ContainerConfig {
+		cfg := ctrConfig(name, "sleep", "300")
+		cfg.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{Seccomp: sp, Privileged: privileged}}
+		return cfg
+	}
+	localhost := &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: profile}
+	for _, tc := range []struct {
+		id, mode, chmod string
+		cfg             *runtimeapi.ContainerConfig
+	}{
+		{"sc1", "2", "chmod done", withProfile("default", &runtimeapi.SecurityProfile{}, false)},
+		{"sc2", "2", "Operation not permitted", withProfile("local", localhost, false)},
+		{"sc3", "0", "chmod done", withProfile("unconfined", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}, false)},
+		{"sc4", "0", "chmod done", withProfile("nil", nil, false)},
+		{"sc5", "0", "chmod done", withProfile("privileged", localhost, true)},
+	} {
+		pid := e.startCtr(t, tc.id, "podc", tc.cfg, pcfg)
+		if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); !strings.Contains(string(st), "Seccomp:\t"+tc.mode+"\n") {
+			t.Errorf("%s: main process is not in seccomp mode %s", tc.id, tc.mode)
+		}
+		out := e.exec(t, tc.id, "grep Seccomp: /proc/self/status; chmod 600 "+scratch+" 2>&1 && echo chmod done; true")
+		if !strings.Contains(out, "Seccomp:\t"+tc.mode+"\n") || !strings.Contains(out, tc.chmod) {
+			t.Errorf("%s: exec saw %q, want seccomp mode %s and %q", tc.id, out, tc.mode, tc.chmod)
+		}
+	}
+	bad := withProfile("relative", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "block-chmod.json"}, false)
+	if _, err := e.b.CreateContainer(ctx, "scbad", "podc", bad, pcfg); !errors.Is(err, runtimes.ErrInvalid) {
+		t.Errorf("relative localhost profile: %v, want ErrInvalid", err)
+	}
 }
