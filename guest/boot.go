@@ -64,19 +64,23 @@ func Boot(log *slog.Logger) {
 		if err := LoadModules("/modules.later", "/lib/modules"); err != nil && !errors.Is(err, os.ErrNotExist) {
 			log.Error("modules", "err", err)
 		}
-		cmdline, _ := os.ReadFile("/proc/cmdline")
-		c, ok, err := ParseCmdline(string(cmdline))
-		if err != nil {
-			log.Error("network", "err", err)
-		}
-		if ok {
-			if err := ConfigureNet("eth0", c, 10*time.Second); err != nil {
+	}()
+	// The pod network is configured as soon as eth0 appears (virtio_net
+	// is the first of the later modules), not after all of them.
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	c, ok, err := ParseCmdline(string(cmdline))
+	if err != nil {
+		log.Error("network", "err", err)
+	}
+	if ok {
+		go func() {
+			if err := ConfigureNet("eth0", c, 20*time.Second); err != nil {
 				log.Error("network", "err", err)
 			} else {
 				log.Info("network", "addr", c.Addr, "gateway", c.Gateway, "uptime", Uptime())
 			}
-		}
-	}()
+		}()
+	}
 }
 
 // Uptime is the guest's time since boot, for the boot-time breakdown.

@@ -39,6 +39,9 @@ type (
 		Argv   []string `json:"argv"`
 		Env    []string `json:"env,omitempty"`
 		Cwd    string   `json:"cwd,omitempty"`
+		// User is the OCI user ("uid[:gid]" or "name[:group]"),
+		// resolved in the image; "" is root.
+		User string `json:"user,omitempty"`
 	}
 	// IDArgs names a container.
 	IDArgs struct {
@@ -103,6 +106,7 @@ type Agent struct {
 
 type container struct {
 	args   CreateArgs
+	cred   Cred
 	root   string // overlay mount point
 	pid    int
 	exited chan struct{}
@@ -276,7 +280,12 @@ func (a *Agent) create(args CreateArgs) error {
 	}
 	os.MkdirAll(filepath.Join(root, "dev", "pts"), 0o755)
 	unix.Mount("devpts", filepath.Join(root, "dev", "pts"), "devpts", unix.MS_NOSUID, "newinstance,ptmxmode=0666")
-	a.containers[args.ID] = &container{args: args, root: root}
+	cred, err := ResolveUser(root, args.User)
+	if err != nil {
+		a.unmount(root)
+		return fmt.Errorf("container %s: %w", args.ID, err)
+	}
+	a.containers[args.ID] = &container{args: args, root: root, cred: cred}
 	return nil
 }
 
@@ -308,14 +317,17 @@ func lookPath(root, argv0 string, env []string) (string, error) {
 }
 
 func (a *Agent) env(c *container) []string {
-	return withDefaults(c.args.Env)
+	return withDefaults(c.args.Env, c.cred.Home)
 }
 
 // withDefaults adds PATH and HOME unless env (the image's, then the
 // container's) sets them: the first of duplicate names wins in libc.
-func withDefaults(env []string) []string {
+func withDefaults(env []string, home string) []string {
+	if home == "" {
+		home = "/"
+	}
 	var out []string
-	for _, kv := range []string{"PATH=" + DefaultPath, "HOME=/root"} {
+	for _, kv := range []string{"PATH=" + DefaultPath, "HOME=" + home} {
 		name, _, _ := strings.Cut(kv, "=")
 		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, name+"=") }) {
 			out = append(out, kv)
@@ -373,6 +385,9 @@ func (a *Agent) run(s *wire.Stream, c *container, argv, env []string, cwd string
 	var child []*os.File  // closed after the fork
 	var ptm *os.File
 	sys := &syscall.SysProcAttr{Chroot: c.root, Setsid: true}
+	if cr := c.cred; cr.UID != 0 || cr.GID != 0 || len(cr.Groups) > 0 {
+		sys.Credential = &syscall.Credential{Uid: cr.UID, Gid: cr.GID, Groups: cr.Groups}
+	}
 	if tty {
 		m, sl, err := openPty()
 		if err != nil {

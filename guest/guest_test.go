@@ -3,6 +3,7 @@ package guest
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -84,8 +85,40 @@ func TestWithDefaults(t *testing.T) {
 		{[]string{"PATH=/x", "A=1"}, []string{"HOME=/root", "PATH=/x", "A=1"}},
 		{[]string{"HOME=/h", "PATHX=1"}, []string{"PATH=" + DefaultPath, "HOME=/h", "PATHX=1"}},
 	} {
-		if got := withDefaults(tc.env); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+		if got := withDefaults(tc.env, "/root"); strings.Join(got, " ") != strings.Join(tc.want, " ") {
 			t.Errorf("withDefaults(%q) = %q, want %q", tc.env, got, tc.want)
+		}
+	}
+}
+
+func TestResolveUser(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\nbob:x:1000:1000::/home/bob:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc", "group"), []byte("root:x:0:\nusers:x:100:bob\nwww-data:x:33:\nextra:x:500:bob,alice\n"), 0o644)
+	for _, tc := range []struct {
+		user string
+		want Cred
+		err  bool
+	}{
+		{"", Cred{Home: "/root"}, false},
+		{"0", Cred{Home: "/root"}, false},
+		{"1002", Cred{UID: 1002}, false},
+		{"1003:100", Cred{UID: 1003, GID: 100}, false},
+		{"www-data", Cred{UID: 33, GID: 33, Home: "/var/www"}, false},
+		{"www-data:users", Cred{UID: 33, GID: 100, Home: "/var/www"}, false},
+		{"bob", Cred{UID: 1000, GID: 1000, Groups: []uint32{100, 500}, Home: "/home/bob"}, false},
+		{"1000", Cred{UID: 1000, GID: 1000, Groups: []uint32{100, 500}, Home: "/home/bob"}, false},
+		{"nobody", Cred{}, true},
+		{"bob:nogroup", Cred{}, true},
+	} {
+		got, err := ResolveUser(root, tc.user)
+		if (err != nil) != tc.err {
+			t.Errorf("ResolveUser(%q) error %v, want error %v", tc.user, err, tc.err)
+			continue
+		}
+		if !tc.err && (got.UID != tc.want.UID || got.GID != tc.want.GID || got.Home != tc.want.Home || !slices.Equal(got.Groups, tc.want.Groups)) {
+			t.Errorf("ResolveUser(%q) = %+v, want %+v", tc.user, got, tc.want)
 		}
 	}
 }

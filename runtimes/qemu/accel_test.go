@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestDetectAccel(t *testing.T) {
@@ -72,6 +74,25 @@ func TestContainerArgv(t *testing.T) {
 	} {
 		if got := containerArgv(tc.command, tc.args, tc.entrypoint, tc.cmd); !slices.Equal(got, tc.want) {
 			t.Errorf("containerArgv(%v, %v, %v, %v) = %v, want %v", tc.command, tc.args, tc.entrypoint, tc.cmd, got, tc.want)
+		}
+	}
+}
+
+func TestContainerUser(t *testing.T) {
+	for _, tc := range []struct {
+		sc    *runtimeapi.LinuxContainerSecurityContext
+		image string
+		want  string
+	}{
+		{nil, "", ""},
+		{nil, "www-data:users", "www-data:users"},
+		{&runtimeapi.LinuxContainerSecurityContext{RunAsUser: &runtimeapi.Int64Value{Value: 1000}}, "www-data", "1000"},
+		{&runtimeapi.LinuxContainerSecurityContext{RunAsUsername: "bob"}, "www-data", "bob"},
+		{&runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 50}}, "www-data:users", "www-data:50"},
+		{&runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 50}}, "", "0:50"},
+	} {
+		if got := containerUser(tc.sc, tc.image); got != tc.want {
+			t.Errorf("containerUser(%v, %q) = %q, want %q", tc.sc, tc.image, got, tc.want)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -118,7 +120,8 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = v.mux.Call(cctx, "create", guest.CreateArgs{ID: id, Device: device, Argv: argv, Env: env, Cwd: cwd}, nil)
+	err = v.mux.Call(cctx, "create", guest.CreateArgs{ID: id, Device: device, Argv: argv, Env: env, Cwd: cwd,
+		User: containerUser(cfg.GetLinux().GetSecurityContext(), img.User)}, nil)
 	if err != nil {
 		c.closeLog()
 		return "", fmt.Errorf("container %s: guest: %w", id, err)
@@ -379,4 +382,24 @@ func (b *Backend) slotFor(p *pod, img *ociImage) (string, error) {
 	}
 	p.slotOf[img.ID] = n + 1
 	return fmt.Sprintf("img%d", n+1), nil
+}
+
+// containerUser is the OCI user a container runs as: the security
+// context's run_as_user or run_as_username over the image's User, with
+// run_as_group replacing the group.
+func containerUser(sc *runtimeapi.LinuxContainerSecurityContext, image string) string {
+	user := image
+	if u := sc.GetRunAsUser(); u != nil {
+		user = strconv.FormatInt(u.GetValue(), 10)
+	} else if n := sc.GetRunAsUsername(); n != "" {
+		user = n
+	}
+	if g := sc.GetRunAsGroup(); g != nil {
+		name, _, _ := strings.Cut(user, ":")
+		if name == "" {
+			name = "0"
+		}
+		user = name + ":" + strconv.FormatInt(g.GetValue(), 10)
+	}
+	return user
 }

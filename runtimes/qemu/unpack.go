@@ -28,6 +28,7 @@ type ociImage struct {
 	Cmd        []string
 	Env        []string
 	WorkingDir string
+	User       string
 }
 
 // imageInfo is the part of containerd's verbose ImageStatus "info" VM
@@ -39,6 +40,7 @@ type imageInfo struct {
 			Cmd        []string `json:"Cmd"`
 			Env        []string `json:"Env"`
 			WorkingDir string   `json:"WorkingDir"`
+			User       string   `json:"User"`
 		} `json:"config"`
 	} `json:"imageSpec"`
 }
@@ -68,7 +70,7 @@ func (b *Backend) ociImageFor(ctx context.Context, ref string) (*ociImage, error
 		}
 	}
 	c := info.ImageSpec.Config
-	img.Entrypoint, img.Cmd, img.Env, img.WorkingDir = c.Entrypoint, c.Cmd, c.Env, c.WorkingDir
+	img.Entrypoint, img.Cmd, img.Env, img.WorkingDir, img.User = c.Entrypoint, c.Cmd, c.Env, c.WorkingDir, c.User
 	hexID, ok := strings.CutPrefix(img.ID, "sha256:")
 	if !ok || len(hexID) != 64 || strings.ContainsAny(hexID, "/.") {
 		return nil, fmt.Errorf("image %s: unexpected id %q", ref, img.ID)

@@ -135,7 +135,7 @@ func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
 		"metadata": map[string]string{"name": "sh"},
 		"image":    map[string]string{"image": bb},
 		"command":  []string{"sleep", "3600"},
-		"linux":    map[string]any{},
+		"linux":    map[string]any{"security_context": map[string]any{"run_as_user": map[string]any{"value": 1000}}},
 	})
 
 	t0 := time.Now()
@@ -201,6 +201,13 @@ func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
 	if got := n.crictlOK("exec", sh, "wget", "-qO-", "http://127.0.0.1:80/"); !strings.Contains(got, "Welcome to nginx!") {
 		t.Errorf("second container GET localhost = %q", got)
 	}
+	if got := n.crictlOK("exec", sh, "id", "-u"); got != "1000" {
+		t.Errorf("run_as_user 1000: id -u = %q", got)
+	}
+	if got := n.crictlOK("exec", ctr, "id", "-u"); got != "0" {
+		t.Errorf("image without User: id -u = %q, want 0", got)
+	}
+
 	// Each container has its own image's root: the busybox image has no
 	// nginx, the web image has it.
 	if got, err := n.try("exec", sh, "ls", "/usr/sbin/nginx"); err == nil {
