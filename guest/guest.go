@@ -42,6 +42,11 @@ type (
 		// User is the OCI user ("uid[:gid]" or "name[:group]"),
 		// resolved in the image; "" is root.
 		User string `json:"user,omitempty"`
+		// Files are written into the container's root, e.g.
+		// /etc/resolv.conf from the pod's DNS config; only /etc/<name>.
+		Files map[string]string `json:"files,omitempty"`
+		// Hostname is the pod's; the guest's UTS name is set to it.
+		Hostname string `json:"hostname,omitempty"`
 	}
 	// IDArgs names a container.
 	IDArgs struct {
@@ -223,6 +228,37 @@ func (a *Agent) imageDir(device string) (string, error) {
 	return dir, nil
 }
 
+// writeEtc writes /etc/<name> in a container's root. The image's own
+// file is removed first and the new one created with O_NOFOLLOW|O_EXCL,
+// so a symlink in the image cannot redirect the write onto the guest.
+func writeEtc(root, name, content string) error {
+	dir, base := filepath.Split(name)
+	if dir != "/etc/" || base == "" || base == "." || base == ".." {
+		return fmt.Errorf("file %q: only /etc/<name> can be written", name)
+	}
+	etc := filepath.Join(root, "etc")
+	if fi, err := os.Lstat(etc); err != nil {
+		if err := os.Mkdir(etc, 0o755); err != nil {
+			return err
+		}
+	} else if !fi.IsDir() {
+		return fmt.Errorf("file %s: the image's /etc is not a directory", name)
+	}
+	p := filepath.Join(etc, base)
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("file %s: %w", name, err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", name, err)
+	}
+	_, err = f.WriteString(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // blockDevice maps a virtio-blk serial (the host names its drives img0,
 // img1, ...) to the device node's name; a name that is already a device
 // (vda) is kept. Serials, because the order in which virtio-mmio devices
@@ -280,6 +316,15 @@ func (a *Agent) create(args CreateArgs) error {
 	}
 	os.MkdirAll(filepath.Join(root, "dev", "pts"), 0o755)
 	unix.Mount("devpts", filepath.Join(root, "dev", "pts"), "devpts", unix.MS_NOSUID, "newinstance,ptmxmode=0666")
+	for name, content := range args.Files {
+		if err := writeEtc(root, name, content); err != nil {
+			a.unmount(root)
+			return fmt.Errorf("container %s: %w", args.ID, err)
+		}
+	}
+	if args.Hostname != "" {
+		unix.Sethostname([]byte(args.Hostname))
+	}
 	cred, err := ResolveUser(root, args.User)
 	if err != nil {
 		a.unmount(root)

@@ -122,3 +122,29 @@ func TestResolveUser(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteEtc(t *testing.T) {
+	root := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "host-resolv.conf")
+	os.WriteFile(outside, []byte("host\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.Symlink(outside, filepath.Join(root, "etc", "resolv.conf"))
+	if err := writeEtc(root, "/etc/resolv.conf", "nameserver 10.0.0.10\n"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "host\n" {
+		t.Errorf("write followed the image's symlink: outside file is %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc", "resolv.conf")); string(b) != "nameserver 10.0.0.10\n" {
+		t.Errorf("resolv.conf = %q", b)
+	}
+	for _, bad := range []string{"/etc/../x", "/bin/sh", "etc/hosts", "/etc/", "/etc/sub/x"} {
+		if err := writeEtc(root, bad, "x"); err == nil {
+			t.Errorf("writeEtc(%q) succeeded", bad)
+		}
+	}
+	empty := t.TempDir()
+	if err := writeEtc(empty, "/etc/hostname", "pod\n"); err != nil {
+		t.Errorf("image without /etc: %v", err)
+	}
+}

@@ -96,3 +96,34 @@ func TestContainerUser(t *testing.T) {
 		}
 	}
 }
+
+func TestEtcFiles(t *testing.T) {
+	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "web"},
+		DnsConfig: &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local", "svc.cluster.local"}, Options: []string{"ndots:5"}}}
+	files, err := etcFiles(cfg, "10.1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"/etc/hostname":    "web\n",
+		"/etc/resolv.conf": "search default.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n",
+	}
+	for k, v := range want {
+		if files[k] != v {
+			t.Errorf("%s = %q, want %q", k, files[k], v)
+		}
+	}
+	if !strings.Contains(files["/etc/hosts"], "10.1.2.3\tweb\n") {
+		t.Errorf("/etc/hosts = %q, want the pod IP named", files["/etc/hosts"])
+	}
+	cfg.Hostname = "named"
+	cfg.DnsConfig = nil
+	files, _ = etcFiles(cfg, "")
+	if _, ok := files["/etc/resolv.conf"]; ok || files["/etc/hostname"] != "named\n" {
+		t.Errorf("without DNS config: %v", files)
+	}
+	cfg.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"1.1.1.1\nnameserver 6.6.6.6"}}
+	if _, err := etcFiles(cfg, ""); err == nil {
+		t.Error("a line break in a DNS entry was accepted")
+	}
+}

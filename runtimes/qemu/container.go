@@ -118,10 +118,19 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 			return "", invalid("container %s: %v", id, err)
 		}
 	}
+	podIP := ""
+	if p.net != nil {
+		podIP = p.net.att.IPs()[0]
+	}
+	files, err := etcFiles(p.cfg, podIP)
+	if err != nil {
+		c.closeLog()
+		return "", fmt.Errorf("container %s: %w", id, err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = v.mux.Call(cctx, "create", guest.CreateArgs{ID: id, Device: device, Argv: argv, Env: env, Cwd: cwd,
-		User: containerUser(cfg.GetLinux().GetSecurityContext(), img.User)}, nil)
+		User: containerUser(cfg.GetLinux().GetSecurityContext(), img.User), Files: files, Hostname: podHostname(p.cfg)}, nil)
 	if err != nil {
 		c.closeLog()
 		return "", fmt.Errorf("container %s: guest: %w", id, err)

@@ -121,6 +121,8 @@ func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
 		"metadata":      map[string]string{"name": "vmweb", "namespace": "default", "uid": "vm-e2e-oci"},
 		"log_directory": n.logsDir,
 		"annotations":   map[string]string{"corral.io/runtime": "vm"},
+		"hostname":      "vmweb-host",
+		"dns_config":    map[string]any{"servers": []string{"10.96.0.10"}, "searches": []string{"default.svc.cluster.local"}},
 		"linux":         map[string]any{},
 	})
 	const web = "registry.k8s.io/e2e-test-images/nginx:1.14-2"
@@ -200,6 +202,12 @@ func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
 	t.Logf("second container (other image) create+start %s", time.Since(t3).Round(time.Millisecond))
 	if got := n.crictlOK("exec", sh, "wget", "-qO-", "http://127.0.0.1:80/"); !strings.Contains(got, "Welcome to nginx!") {
 		t.Errorf("second container GET localhost = %q", got)
+	}
+	if got := n.crictlOK("exec", ctr, "cat", "/etc/resolv.conf"); !strings.Contains(got, "nameserver 10.96.0.10") || !strings.Contains(got, "search default.svc.cluster.local") {
+		t.Errorf("resolv.conf in the guest = %q, want the pod's DNS config", got)
+	}
+	if got := n.crictlOK("exec", ctr, "hostname"); got != "vmweb-host" {
+		t.Errorf("hostname in the guest = %q", got)
 	}
 	if got := n.crictlOK("exec", sh, "id", "-u"); got != "1000" {
 		t.Errorf("run_as_user 1000: id -u = %q", got)
