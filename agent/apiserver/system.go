@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	corralv1 "corral.io/corral/api/corral/v1"
@@ -29,10 +30,37 @@ func (s *Server) Health(ctx context.Context, _ *corralv1.HealthRequest) (*corral
 	return &corralv1.HealthResponse{State: st.State, FailedUnits: uint32(st.FailedUnits), Jobs: uint32(st.Jobs)}, nil
 }
 
-// Reexec implements corralv1.SystemServiceServer. Live re-exec is planned
-// (DESIGN.md §1) but not built yet.
-func (s *Server) Reexec(context.Context, *corralv1.ReexecRequest) (*corralv1.ReexecResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "daemon-reexec is not implemented yet")
+// ExecPathKey is the request metadata key of `corralctl upgrade PATH`: the
+// binary the core execs instead of itself. ReexecRequest has no field for it
+// yet; metadata keeps the wire format unchanged.
+const ExecPathKey = "corral-exec-path"
+
+// Reexecer is the optional ability behind SystemService.Reexec: re-execute
+// the core (path "" = the same binary) keeping every unit, container and
+// listening socket. It returns once the re-exec is under way; the caller's
+// connection is then closed and clients reconnect to the new image through
+// the same socket.
+type Reexecer interface {
+	Reexec(ctx context.Context, path string) error
+}
+
+// Reexec implements corralv1.SystemServiceServer: daemon-reexec, or upgrade
+// to the binary named by ExecPathKey metadata.
+func (s *Server) Reexec(ctx context.Context, _ *corralv1.ReexecRequest) (*corralv1.ReexecResponse, error) {
+	r, ok := s.m.(Reexecer)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "daemon-reexec is not supported by this agent")
+	}
+	var path string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(ExecPathKey); len(v) > 0 {
+			path = v[len(v)-1]
+		}
+	}
+	if err := r.Reexec(ctx, path); err != nil {
+		return nil, err
+	}
+	return &corralv1.ReexecResponse{}, nil
 }
 
 // Shutdown implements corralv1.SystemServiceServer.

@@ -58,6 +58,9 @@ type Config struct {
 	// exit status of services it adopted after a restart (recover.go).
 	// Nil: exits of adopted processes are known only as "unknown".
 	ExitRecords *os.File
+	// Notify is the notify socket inherited from the previous program
+	// image of this core (daemon-reexec, reexec.go); nil binds a new one.
+	Notify *os.File
 }
 
 // Paths under the root.
@@ -133,7 +136,7 @@ func New(cfg Config) (*Manager, error) {
 		m.closeAll()
 		return nil, fmt.Errorf("cgroups under %q: %w", cfg.CgroupBase, err)
 	}
-	if m.notify, err = notify.Listen(cfg.notifyPath()); err != nil {
+	if m.notify, err = listenNotify(cfg); err != nil {
 		m.closeAll()
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}

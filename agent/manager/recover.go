@@ -260,7 +260,7 @@ func (m *Manager) recoverUnits(ctx context.Context) bool {
 			if e.unit().Transient {
 				placeholders++
 			}
-			if e.svc.Adopt(adoption(r), m.book) {
+			if e.svc.Adopt(adoption(r), m.watcher()) {
 				adopted++
 			} else {
 				restored++
@@ -282,7 +282,7 @@ func (m *Manager) recoverUnits(ctx context.Context) bool {
 		if st := e.svc.Status(); st.MainPID != 0 || (st.ActiveState != "inactive" && st.ActiveState != "failed") {
 			continue
 		}
-		if pid, start := m.strayMain(e); pid > 0 && e.svc.AdoptStray(pid, start, m.book) {
+		if pid, start := m.strayMain(e); pid > 0 && e.svc.AdoptStray(pid, start, m.watcher()) {
 			m.log.Warn("recovery: adopted an unrecorded process found in the unit's cgroup", "unit", e.name(), "pid", pid)
 			strays++
 		}
@@ -398,6 +398,6 @@ func (m *Manager) AdoptTransient(u *unit.Unit, opts TransientOptions) (bool, err
 		ControlPID: st.ControlPID, ControlPIDStart: st.ControlPIDStart, InvocationID: st.InvocationID,
 		ExecMainCode: st.ExecMainCode, ExecMainStatus: st.ExecMainStatus, NRestarts: st.NRestarts,
 		StatusText: st.StatusText, Since: st.Since,
-	}, m.book)
+	}, m.watcher())
 	return true, nil
 }

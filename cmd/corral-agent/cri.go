@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"path/filepath"
+	"sync"
 
 	"corral.io/corral/agent/config"
 	"corral.io/corral/agent/manager"
+	"corral.io/corral/agent/unixsock"
 	"corral.io/corral/cri"
 	"corral.io/corral/runtimes"
 	nativert "corral.io/corral/runtimes/native"
@@ -17,31 +21,39 @@ import (
 
 // startCRI serves the CRI on <root>/run/corral/cri.sock next to the API,
 // with the backends named in <root>/etc/corral/corral.toml. The returned
-// stop ends it (and its streaming server) and waits.
+// stop ends it (and its streaming server) and waits; it may be called
+// twice (re-exec, then the end of main). inherited is the socket a previous
+// image of the core passed on (daemon-reexec), or nil.
 // Native pods without a cgroup_parent go under <cgroupRoot>/kubepods.
-func startCRI(root, cgroupRoot, version string, m *manager.Manager, log *slog.Logger) (stop func(), err error) {
+func startCRI(root, cgroupRoot, version string, m *manager.Manager, log *slog.Logger, inherited *os.File) (stop func(), l *stoppingListener, err error) {
 	log = log.With("subsystem", "cri")
 	cfg, err := config.Load(root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	backends, err := buildBackends(cfg, root, cgroupRoot, m, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srv, err := cri.New(cri.Options{
 		Backends: backends, DefaultHandler: cfg.CRI.DefaultHandler, Store: m.DB(),
 		StreamAddress: cfg.CRI.StreamAddress, CNIConfDir: cfg.CNI.ConfDir, Version: version, Log: log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	path := cri.SocketPath(root)
-	l, err := cri.Listen(path)
+	var sock net.Listener
+	if inherited != nil {
+		sock, err = unixsock.FromFile(inherited, path)
+	} else {
+		sock, err = cri.Listen(path)
+	}
 	if err != nil {
 		srv.Close()
-		return nil, err
+		return nil, nil, err
 	}
+	l = newStoppingListener(sock)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -56,12 +68,15 @@ func startCRI(root, cgroupRoot, version string, m *manager.Manager, log *slog.Lo
 	}()
 	log.Info("cri ready", "socket", path, "streaming", srv.StreamAddr(),
 		"default_handler", cfg.CRI.DefaultHandler, "handlers", cfg.HandlerNames(), "config", cfg.Path)
+	var once sync.Once
 	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			log.Error("cri server", "err", err)
-		}
-	}, nil
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				log.Error("cri server", "err", err)
+			}
+		})
+	}, l, nil
 }
 
 // buildBackends builds one backend per configured handler, explicitly (no

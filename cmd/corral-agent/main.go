@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +21,7 @@ import (
 	"corral.io/corral/agent/manager"
 	"corral.io/corral/agent/proc"
 	"corral.io/corral/agent/reaper"
+	"corral.io/corral/agent/unixsock"
 	"corral.io/corral/sysinit"
 )
 
@@ -70,7 +73,13 @@ func run() int {
 		return 1
 	}
 
-	cfg := manager.Config{Root: *root, UnitDirs: unitDirs, CgroupBase: *cgroup, Helper: *helper, Log: log}
+	// After daemon-reexec/upgrade: the previous image's listening sockets.
+	inherited, err := unixsock.Inherited()
+	if err != nil {
+		log.Error("inherited sockets", "err", err)
+		return 1
+	}
+	cfg := manager.Config{Root: *root, UnitDirs: unitDirs, CgroupBase: *cgroup, Helper: *helper, Log: log, Notify: inherited["notify"]}
 	if *recFD > 2 {
 		// Not for the services we spawn: close-on-exec before anything forks.
 		unix.CloseOnExec(*recFD)
@@ -128,12 +137,19 @@ func run() int {
 	}()
 
 	sockPath := apiserver.SocketPath(*root)
-	l, err := apiserver.Listen(sockPath)
+	var l net.Listener
+	if f := inherited["api"]; f != nil {
+		l, err = unixsock.FromFile(f, sockPath)
+	} else {
+		l, err = apiserver.Listen(sockPath)
+	}
 	if err != nil {
 		log.Error("api socket", "path", sockPath, "err", err)
 		return 1
 	}
-	srv := apiserver.New(m, apiserver.Options{Log: log, Version: version})
+	apiL := newStoppingListener(l)
+	rx := &reexecer{m: m, log: log, recFD: *recFD, exec: syscall.Exec}
+	srv := apiserver.New(agentAPI{m, rx}, apiserver.Options{Log: log, Version: version})
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
 	go func() {
@@ -144,21 +160,34 @@ func run() int {
 		case <-m.Ready():
 		case <-ctx.Done():
 		}
-		srvDone <- srv.Serve(srvCtx, l)
+		srvDone <- srv.Serve(srvCtx, apiL)
 	}()
+	var apiOnce sync.Once
+	var apiErr error
+	stopAPI := func() {
+		apiOnce.Do(func() { stopSrv(); apiErr = <-srvDone })
+	}
+	rx.servers = append(rx.servers, server{name: "api", l: apiL, stop: stopAPI})
 	// A broken CRI configuration must not cost the node its units: the
 	// agent runs on without the CRI socket and says why.
-	stopCRI, err := startCRI(*root, *cgroup, version, m, log)
+	stopCRI, criL, err := startCRI(*root, *cgroup, version, m, log, inherited["cri"])
 	if err != nil {
 		log.Error("cri not started", "err", err)
+		if f := inherited["cri"]; f != nil {
+			f.Close()
+		}
 		stopCRI = func() {}
+	} else {
+		rx.servers = append(rx.servers, server{name: "cri", l: criL, stop: stopCRI})
 	}
 	log.Info("corral agent ready", "root", *root, "api", sockPath, "pid", os.Getpid())
 
 	err = m.Run(ctx, *target)
 	stopCRI()
-	stopSrv()
-	<-srvDone
+	stopAPI()
+	if apiErr != nil {
+		log.Error("api server", "err", apiErr)
+	}
 	if err != nil {
 		log.Error("manager", "err", err)
 		return 1

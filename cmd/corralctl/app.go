@@ -171,5 +171,6 @@ func newRootCmd(a *app) *cobra.Command {
 		daemonReloadCmd(a), resetFailedCmd(a), killCmd(a), logsCmd(a), versionCmd(a), imageCmd(a),
 	)
 	root.AddCommand(unitFileCmds(a)...)
+	root.AddCommand(reexecCmds(a)...)
 	return root
 }
