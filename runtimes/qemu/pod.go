@@ -87,6 +87,9 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 	if ok, _, msg := b.Ready(ctx); !ok {
 		return "", fmt.Errorf("pod sandbox %s: %w: %s", id, runtimes.ErrUnavailable, msg)
 	}
+	if err := b.refuseAfterShutdown(id); err != nil {
+		return "", err
+	}
 	if ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); ns.GetNetwork() == runtimeapi.NamespaceMode_NODE ||
 		ns.GetPid() == runtimeapi.NamespaceMode_NODE || ns.GetIpc() == runtimeapi.NamespaceMode_NODE {
 		return "", invalid("pod sandbox %s: a VM pod cannot share the host's network, PID or IPC namespace", id)
@@ -149,8 +152,15 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 		state: runtimeapi.PodSandboxState_SANDBOX_READY, vm: v, net: pn,
 		slots: slots, slotOf: map[string]int{}}
 	b.mu.Lock()
-	b.pods[id] = p
+	late := b.shutdown
+	if !late {
+		b.pods[id] = p
+	}
 	b.mu.Unlock()
+	if late { // Shutdown ran while this VM booted and did not see it
+		b.stopVM(context.WithoutCancel(ctx), v, 5*time.Second)
+		return "", b.refuseAfterShutdown(id)
+	}
 	go b.watchVM(p, v)
 	return id, nil
 }

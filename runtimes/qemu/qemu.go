@@ -112,6 +112,7 @@ type Backend struct {
 	mu         sync.Mutex
 	pods       map[string]*pod
 	containers map[string]*container
+	shutdown   bool // Shutdown was called: no new pods
 }
 
 var (

@@ -81,41 +81,9 @@ func waitFile(t *testing.T, p string, d time.Duration) string {
 // shares the guest's network. Removal leaves no netns mount, CNI
 // allocation or QEMU behind.
 func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
-	ctdBin := tool(t, "containerd")
-	imgreg := tool(t, "images")
-	work, err := os.MkdirTemp("/var/tmp", "corral-vm-oci-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(work) })
-
-	// The offline registry, with certs.d mirrors for registry.k8s.io.
-	certs := filepath.Join(work, "certs.d")
-	background(t, filepath.Join(work, "imgreg.log"), nil, imgreg, "-addr", "127.0.0.1:0", "-certs-dir", certs, "-addr-file", filepath.Join(work, "addr"))
-	waitFile(t, filepath.Join(work, "addr"), 60*time.Second)
-
-	// containerd of our own, with a CNI bridge network whose name and
-	// subnet derive from its directory.
-	ctd := filepath.Join(work, "ctd")
-	ctdCfg := tool(t, "containerd-config", ctd, certs)
-	path := "PATH=" + ctdBin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	background(t, filepath.Join(work, "containerd.log"), []string{path}, filepath.Join(ctdBin, "containerd"), "--config", ctdCfg)
-	sock := filepath.Join(ctd, "containerd.sock")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("containerd socket never appeared")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	bridge := waitFile(t, filepath.Join(ctd, "cni", "bridge"), time.Second)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
-
-	extra := fmt.Sprintf("[handlers.runc]\nbackend = \"containerd\"\naddress = %q\n[cni]\nconf_dir = %q\n", sock, filepath.Join(ctd, "cni", "net.d"))
-	n := startNodeWith(t, extra, []string{path})
+	off := startOffline(t, "corral-vm-oci-")
+	ctd, path := off.ctd, off.path
+	n := startNodeWith(t, off.extra(), []string{path})
 	dir := t.TempDir()
 	podCfg := writeJSON(t, dir, "pod.json", map[string]any{
 		"metadata":      map[string]string{"name": "vmweb", "namespace": "default", "uid": "vm-e2e-oci"},
@@ -161,7 +129,7 @@ func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
 	// The web server (the image's entrypoint, from its OCI config) runs in
 	// the guest and answers at the pod IP from the host.
 	var body string
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c := http.Client{Timeout: 2 * time.Second}
 		resp, err := c.Get("http://" + ip + ":80/")
@@ -269,4 +237,56 @@ func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
 	}
 	t.Logf("create with the image cached %s", tCached.Round(time.Millisecond))
 	n.crictlOK("rmp", "-f", pod2)
+}
+
+// offline is the image side of a node without internet: the offline
+// registry (test/tools/imgreg, with certs.d mirrors for registry.k8s.io)
+// and a containerd of the test's own pulling from it, with a CNI bridge
+// network whose name and subnet derive from its directory.
+type offline struct {
+	work, ctd, sock string
+	path            string // PATH=... with containerd, shim, ctr and runc first
+}
+
+// extra is the corral.toml part that makes VM pods pull through this
+// containerd and attach to its CNI network.
+func (o *offline) extra() string {
+	return fmt.Sprintf("[handlers.runc]\nbackend = \"containerd\"\naddress = %q\n[cni]\nconf_dir = %q\n", o.sock, filepath.Join(o.ctd, "cni", "net.d"))
+}
+
+// startOffline starts the registry and containerd in a fresh dir under
+// /var/tmp (prefix names it); both stop, and the bridge goes, at cleanup.
+func startOffline(t *testing.T, prefix string) *offline {
+	t.Helper()
+	ctdBin := tool(t, "containerd")
+	imgreg := tool(t, "images")
+	work, err := os.MkdirTemp("/var/tmp", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(work, 0o755)
+	t.Cleanup(func() { os.RemoveAll(work) })
+	o := &offline{work: work, ctd: filepath.Join(work, "ctd")}
+
+	certs := filepath.Join(work, "certs.d")
+	background(t, filepath.Join(work, "imgreg.log"), nil, imgreg, "-addr", "127.0.0.1:0", "-certs-dir", certs, "-addr-file", filepath.Join(work, "addr"))
+	waitFile(t, filepath.Join(work, "addr"), 60*time.Second)
+
+	ctdCfg := tool(t, "containerd-config", o.ctd, certs)
+	o.path = "PATH=" + ctdBin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	background(t, filepath.Join(work, "containerd.log"), []string{o.path}, filepath.Join(ctdBin, "containerd"), "--config", ctdCfg)
+	o.sock = filepath.Join(o.ctd, "containerd.sock")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(o.sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("containerd socket never appeared")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	bridge := waitFile(t, filepath.Join(o.ctd, "cni", "bridge"), time.Second)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	return o
 }

@@ -80,6 +80,13 @@ func startNode(t *testing.T) *node { return startNodeWith(t, "", nil) }
 // env to corral's environment.
 func startNodeWith(t *testing.T, extra string, env []string) *node {
 	t.Helper()
+	return startNodeDefault(t, "native", extra, env)
+}
+
+// startNodeDefault is startNodeWith with another default handler (the
+// handler of pods and pulls that name none).
+func startNodeDefault(t *testing.T, def, extra string, env []string) *node {
+	t.Helper()
 	n := &node{t: t, exited: make(chan struct{}), crictl: script(t, "hack/tools/crictl.sh")}
 	var err error
 	if n.root, err = os.MkdirTemp("/var/tmp", "corral-vm-root-"); err != nil {
@@ -89,9 +96,9 @@ func startNodeWith(t *testing.T, extra string, env []string) *node {
 	n.assets = script(t, "hack/vm/assets.sh", filepath.Join(n.root, "assets"))
 	n.logsDir = filepath.Join(n.root, "podlogs")
 	n.cgroup = fmt.Sprintf("corral-vm-e2e-%d", os.Getpid())
-	cfg := fmt.Sprintf("[cri]\ndefault_handler = \"native\"\n[handlers.native]\nbackend = \"native\"\n"+
+	cfg := fmt.Sprintf("[cri]\ndefault_handler = %q\n[handlers.native]\nbackend = \"native\"\n"+
 		"[handlers.vm]\nbackend = \"qemu\"\nkernel = %q\ninitrd = %q\n",
-		filepath.Join(n.assets, "vmlinux"), filepath.Join(n.assets, "initrd.img"))
+		def, filepath.Join(n.assets, "vmlinux"), filepath.Join(n.assets, "initrd.img"))
 	cfg += extra
 	os.MkdirAll(filepath.Join(n.root, "etc", "corral"), 0o755)
 	if err := os.WriteFile(filepath.Join(n.root, "etc", "corral", "corral.toml"), []byte(cfg), 0o644); err != nil {
