@@ -6,7 +6,6 @@ import (
 	"runtime"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	corralv1 "corral.io/corral/api/corral/v1"
@@ -30,11 +29,6 @@ func (s *Server) Health(ctx context.Context, _ *corralv1.HealthRequest) (*corral
 	return &corralv1.HealthResponse{State: st.State, FailedUnits: uint32(st.FailedUnits), Jobs: uint32(st.Jobs)}, nil
 }
 
-// ExecPathKey is the request metadata key of `corralctl upgrade PATH`: the
-// binary the core execs instead of itself. ReexecRequest has no field for it
-// yet; metadata keeps the wire format unchanged.
-const ExecPathKey = "corral-exec-path"
-
 // Reexecer is the optional ability behind SystemService.Reexec: re-execute
 // the core (path "" = the same binary) keeping every unit, container and
 // listening socket. It returns once the re-exec is under way; the caller's
@@ -45,19 +39,13 @@ type Reexecer interface {
 }
 
 // Reexec implements corralv1.SystemServiceServer: daemon-reexec, or upgrade
-// to the binary named by ExecPathKey metadata.
-func (s *Server) Reexec(ctx context.Context, _ *corralv1.ReexecRequest) (*corralv1.ReexecResponse, error) {
+// to the binary named by the request's path.
+func (s *Server) Reexec(ctx context.Context, req *corralv1.ReexecRequest) (*corralv1.ReexecResponse, error) {
 	r, ok := s.m.(Reexecer)
 	if !ok {
 		return nil, status.Error(codes.Unimplemented, "daemon-reexec is not supported by this agent")
 	}
-	var path string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(ExecPathKey); len(v) > 0 {
-			path = v[len(v)-1]
-		}
-	}
-	if err := r.Reexec(ctx, path); err != nil {
+	if err := r.Reexec(ctx, req.GetPath()); err != nil {
 		return nil, err
 	}
 	return &corralv1.ReexecResponse{}, nil

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"corral.io/corral/agent/apiserver"
@@ -50,11 +49,7 @@ func TestReexec(t *testing.T) {
 			go func() { done <- apiserver.New(f, apiserver.Options{}).Serve(ctx, l) }()
 			defer func() { cancel(); <-done }()
 			_, sc := dial(t, root)
-			cctx := ctxT(t)
-			if tc.path != "" {
-				cctx = metadata.AppendToOutgoingContext(cctx, apiserver.ExecPathKey, tc.path)
-			}
-			_, err = sc.Reexec(cctx, &corralv1.ReexecRequest{})
+			_, err = sc.Reexec(ctxT(t), &corralv1.ReexecRequest{Path: tc.path})
 			if status.Code(err) != tc.code {
 				t.Fatalf("Reexec: %v, want %v", err, tc.code)
 			}

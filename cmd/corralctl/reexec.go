@@ -8,9 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
-	"corral.io/corral/agent/apiserver"
 	corralv1 "corral.io/corral/api/corral/v1"
 )
 
@@ -53,10 +51,9 @@ func (a *app) reexec(ctx context.Context, path string) error {
 	}
 	what := "re-execute daemon"
 	if path != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, apiserver.ExecPathKey, path)
 		what = "upgrade daemon to " + path
 	}
-	if _, err := sc.Reexec(ctx, &corralv1.ReexecRequest{}); err != nil {
+	if _, err := sc.Reexec(ctx, &corralv1.ReexecRequest{Path: path}); err != nil {
 		return a.rpcError(what, err)
 	}
 	c, err := grpc.NewClient("unix://"+a.socket(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -216,7 +216,10 @@ func (x *HealthResponse) GetJobs() uint32 {
 }
 
 type ReexecRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is the binary the core execs instead of itself (`corralctl
+	// upgrade PATH`); empty re-executes the running binary (daemon-reexec).
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -249,6 +252,13 @@ func (x *ReexecRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ReexecRequest.ProtoReflect.Descriptor instead.
 func (*ReexecRequest) Descriptor() ([]byte, []int) {
 	return file_api_corral_v1_system_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReexecRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
 }
 
 type ReexecResponse struct {
@@ -383,8 +393,9 @@ const file_api_corral_v1_system_proto_rawDesc = "" +
 	"\x0eHealthResponse\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12!\n" +
 	"\ffailed_units\x18\x02 \x01(\rR\vfailedUnits\x12\x12\n" +
-	"\x04jobs\x18\x03 \x01(\rR\x04jobs\"\x0f\n" +
-	"\rReexecRequest\"\x10\n" +
+	"\x04jobs\x18\x03 \x01(\rR\x04jobs\"#\n" +
+	"\rReexecRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\x10\n" +
 	"\x0eReexecResponse\")\n" +
 	"\x0fShutdownRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\"\x12\n" +
