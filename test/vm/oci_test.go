@@ -245,7 +245,8 @@ func TestVMPodOCIImageOnPodNetwork(t *testing.T) {
 // network whose name and subnet derive from its directory.
 type offline struct {
 	work, ctd, sock string
-	path            string // PATH=... with containerd, shim, ctr and runc first
+	path            string   // PATH=... with containerd, shim, ctr and runc first
+	containerd      []string // its command line
 }
 
 // extra is the corral.toml part that makes VM pods pull through this
@@ -257,6 +258,16 @@ func (o *offline) extra() string {
 // startOffline starts the registry and containerd in a fresh dir under
 // /var/tmp (prefix names it); both stop, and the bridge goes, at cleanup.
 func startOffline(t *testing.T, prefix string) *offline {
+	t.Helper()
+	o := startOfflineUnit(t, prefix)
+	background(t, filepath.Join(o.work, "containerd.log"), []string{o.path}, o.containerd...)
+	o.waitContainerd(t)
+	return o
+}
+
+// startOfflineUnit starts only the registry; the caller runs o.containerd
+// (as a Corral unit: o.unit) and then calls o.waitContainerd.
+func startOfflineUnit(t *testing.T, prefix string) *offline {
 	t.Helper()
 	ctdBin := tool(t, "containerd")
 	imgreg := tool(t, "images")
@@ -274,8 +285,24 @@ func startOffline(t *testing.T, prefix string) *offline {
 
 	ctdCfg := tool(t, "containerd-config", o.ctd, certs)
 	o.path = "PATH=" + ctdBin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	background(t, filepath.Join(work, "containerd.log"), []string{o.path}, filepath.Join(ctdBin, "containerd"), "--config", ctdCfg)
+	// Removed last: pods on it are gone by then.
+	bridge := waitFile(t, filepath.Join(o.ctd, "cni", "bridge"), time.Second)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	o.containerd = []string{filepath.Join(ctdBin, "containerd"), "--config", ctdCfg}
 	o.sock = filepath.Join(o.ctd, "containerd.sock")
+	return o
+}
+
+// unit is a service unit running this containerd, stopped with its shims
+// (KillMode=control-group), so a test leaves none behind.
+func (o *offline) unit() string {
+	return fmt.Sprintf("[Unit]\nDescription=containerd of the test\n[Service]\nType=notify\nEnvironment=%s\nExecStart=%s\nDelegate=yes\nTimeoutStopSec=20\n",
+		o.path, strings.Join(o.containerd, " "))
+}
+
+// waitContainerd waits for containerd's socket.
+func (o *offline) waitContainerd(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := os.Stat(o.sock); err == nil {
@@ -286,7 +313,4 @@ func startOffline(t *testing.T, prefix string) *offline {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	bridge := waitFile(t, filepath.Join(o.ctd, "cni", "bridge"), time.Second)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
-	return o
 }

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for _, b := range []string{"corral", "corral-agent"} {
+	for _, b := range []string{"corral", "corral-agent", "corralctl"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "corral.io/corral/cmd/"+b)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -87,6 +87,19 @@ func startNodeWith(t *testing.T, extra string, env []string) *node {
 // handler of pods and pulls that name none).
 func startNodeDefault(t *testing.T, def, extra string, env []string) *node {
 	t.Helper()
+	return startNodeOpts(t, nodeOpts{def: def, extra: extra, env: env})
+}
+
+// nodeOpts: def is the default handler, extra is appended to corral.toml,
+// env to corral's environment, unitDir is passed as --unit-dir.
+type nodeOpts struct {
+	def, extra, unitDir string
+	env                 []string
+}
+
+func startNodeOpts(t *testing.T, o nodeOpts) *node {
+	t.Helper()
+	def, extra, env := o.def, o.extra, o.env
 	n := &node{t: t, exited: make(chan struct{}), crictl: script(t, "hack/tools/crictl.sh")}
 	var err error
 	if n.root, err = os.MkdirTemp("/var/tmp", "corral-vm-root-"); err != nil {
@@ -104,7 +117,11 @@ func startNodeDefault(t *testing.T, def, extra string, env []string) *node {
 	if err := os.WriteFile(filepath.Join(n.root, "etc", "corral", "corral.toml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.cmd = exec.Command(filepath.Join(bin, "corral"), "init", "--root", n.root, "--cgroup-root", n.cgroup, "--default-target", "")
+	args := []string{"init", "--root", n.root, "--cgroup-root", n.cgroup, "--default-target", ""}
+	if o.unitDir != "" {
+		args = append(args, "--unit-dir", o.unitDir)
+	}
+	n.cmd = exec.Command(filepath.Join(bin, "corral"), args...)
 	n.cmd.Env = append(os.Environ(), env...)
 	n.cmd.Stdout, n.cmd.Stderr = &n.out, &n.out
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
