@@ -82,6 +82,10 @@ func closeOthers(first int) error {
 // execs the program. It returns only on failure, with the exit code and an
 // error of the form "<step>: <cause>".
 func (w *wire) run() (int, error) {
+	// A supervisor (sysinit.NoHugePages) turned transparent huge pages off
+	// for itself and the core; the setting survives exec, and services get
+	// the machine's default back.
+	_ = unix.Prctl(unix.PR_SET_THP_DISABLE, 0, 0, 0, 0)
 	pid := os.Getpid()
 	for _, f := range w.CgroupProcs {
 		if err := os.WriteFile(f, []byte(strconv.Itoa(pid)), 0); err != nil {

@@ -137,6 +137,9 @@ func initCmd(args []string) int {
 		runtime.GOMAXPROCS(1)
 	}
 	debug.SetGCPercent(20)
+	if err := sysinit.NoHugePages(); err != nil {
+		log.Warn("transparent huge pages stay on", "err", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go sysinit.TrimAfter(ctx, func() { log.Debug("memory trimmed") }, time.Second, 5*time.Second, 25*time.Second, 90*time.Second)

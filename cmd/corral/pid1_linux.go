@@ -41,6 +41,7 @@ type machine struct {
 // pid1 runs the machine's init. It never returns: exiting PID 1 panics the
 // kernel. Every path, including a panic, ends in finish (Talos's handle).
 func pid1(_ *slog.Logger, args []string) int {
+	hugeErr := sysinit.NoHugePages() // before the heap grows; logged once there is a console
 	m := &machine{
 		log:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		onFatal: sysinit.ActionReboot,
@@ -53,13 +54,13 @@ func pid1(_ *slog.Logger, args []string) int {
 			m.finish(m.onFatal)
 		}
 	}()
-	m.finish(m.run(args))
+	m.finish(m.run(args, hugeErr))
 	return 0 // not reached
 }
 
 // run boots (unless we were re-exec'd) and supervises the core until a
 // machine action ends it.
-func (m *machine) run(args []string) sysinit.Action {
+func (m *machine) run(args []string, hugeErr error) sysinit.Action {
 	// One P and a tighter GC: PID 1 mostly sleeps, and every MiB it holds
 	// is held for the machine's whole life.
 	if os.Getenv("GOMAXPROCS") == "" {
@@ -80,6 +81,9 @@ func (m *machine) run(args []string) sysinit.Action {
 				m.log = m.logger(k)
 			}
 		}
+	}
+	if hugeErr != nil {
+		m.log.Warn("transparent huge pages stay on for PID 1", "err", hugeErr)
 	}
 	if os.Getenv("PATH") == "" {
 		os.Setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")

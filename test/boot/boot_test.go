@@ -268,6 +268,16 @@ func bootTwice(t *testing.T, img, work, initrd string, k initKind) (r result) {
 		return strings.TrimSpace(out)
 	}
 	r.pid1RSS = rss("1")
+	// Where PID 1's memory is: anonymous (heap, stacks) versus pages of
+	// its binary (file) — they are reduced in different ways.
+	if out, err := v.ssh(ctx, "grep -E '^(VmRSS|RssAnon|RssFile|RssShmem|Threads)' /proc/1/status | tr -s ' \t' ' ' | tr '\n' ' '"); err == nil {
+		t.Logf("%s: PID 1 memory: %s", k.name, strings.TrimSpace(out))
+	}
+	if os.Getenv("CORRAL_BOOT_SMAPS") != "" {
+		// Mapping by mapping: which of them holds PID 1's memory.
+		out, _ := v.ssh(ctx, "awk '/^[0-9a-f]+-/ {m=$0} /^(Rss|Anonymous):/ && $2>0 {print m\" \"$1$2}' /proc/1/smaps")
+		t.Logf("%s: PID 1 smaps:\n%s", k.name, out)
+	}
 	r.agentRSS = "-"
 	if k.agent != "" {
 		if pid, err := v.ssh(ctx, "pidof -s "+k.agent); err == nil {
