@@ -145,6 +145,9 @@ func New(cfg Config) (*Manager, error) {
 		m.loader.Dirs = corralDirs(cfg.Root, m.loader.Dirs)
 	}
 	m.engine = job.New(graph{m}, executor{m}, cfg.Log, job.WithRecorder(jobRecorder{m.db}))
+	if cfg.Boot {
+		m.generateEarly() // boot.go: units are loaded once, with the generators' output
+	}
 	if err := m.loadAll(); err != nil {
 		m.closeAll()
 		return nil, err
