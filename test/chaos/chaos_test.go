@@ -196,7 +196,7 @@ func TestKillCoreKeepsServices(t *testing.T) {
 }
 
 // TestChaosKillLoop starts and stops units through corralctl while another
-// goroutine SIGKILLs the core at random moments (bounded: 30 kills or 60 s).
+// goroutine SIGKILLs the core at random moments (bounded: 100 kills or 150 s).
 // Every operation is retried until a core acknowledges it (start and stop
 // are idempotent), so the wanted state of every unit is known at the end:
 // each wanted unit runs with the main PID it had when its start was
@@ -224,14 +224,14 @@ func TestChaosKillLoop(t *testing.T) {
 		kills    int
 		stopLoop = make(chan struct{})
 	)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(150 * time.Second)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // the killer
 		defer wg.Done()
 		defer close(stopLoop)
-		for kills < 30 && time.Now().Before(deadline) {
-			time.Sleep(time.Duration(50+rand.IntN(400)) * time.Millisecond)
+		for kills < 100 && time.Now().Before(deadline) {
+			time.Sleep(time.Duration(30+rand.IntN(250)) * time.Millisecond)
 			p := agentPID(n)
 			if p == 0 {
 				continue // being restarted; wait for the next one

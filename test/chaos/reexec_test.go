@@ -97,7 +97,7 @@ func criLoad(t *testing.T, sock, ctr string, stop <-chan struct{}) (ok, retries,
 }
 
 // TestDaemonReexecUnderCRILoad: services and a native pod with a running
-// container; 20 `corralctl daemon-reexec` in a row while a CRI client
+// container; 100 `corralctl daemon-reexec` in a row while a CRI client
 // calls Version/ListContainers/ContainerStatus without pause. No call may
 // fail beyond retried connection resets, the core keeps its PID (exec),
 // every main PID and the container's PID stay, an exit during the loop is
@@ -149,7 +149,7 @@ func TestDaemonReexecUnderCRILoad(t *testing.T) {
 
 	stop := make(chan struct{})
 	ok, retries, failed, done := criLoad(t, filepath.Join(n.Root, "run", "corral", "cri.sock"), ctrID, stop)
-	const rounds = 20
+	const rounds = 100
 	var lateOnce sync.Once
 	for i := range rounds {
 		before := ok.Load()
