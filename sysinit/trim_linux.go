@@ -83,7 +83,10 @@ func dropTextPages() int64 {
 		return 0
 	}
 	defer f.Close()
-	var dropped int64
+	var (
+		dropped int64
+		ranges  [][2]uintptr // start, length
+	)
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// start-end perms offset dev inode path
@@ -104,8 +107,13 @@ func dropTextPages() int64 {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		if madvise(uintptr(start), uintptr(end-start), unix.MADV_DONTNEED) == nil {
-			dropped += int64(end - start)
+		ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end - start)})
+	}
+	// All the parsing first, the madvise calls last: whatever code runs
+	// after a range was dropped maps its pages again.
+	for _, r := range ranges {
+		if madvise(r[0], r[1], unix.MADV_DONTNEED) == nil {
+			dropped += int64(r[1])
 		}
 	}
 	return dropped

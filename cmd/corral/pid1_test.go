@@ -249,8 +249,15 @@ func TestPID1BootReapRestartReexecPoweroff(t *testing.T) {
 	}
 	t.Logf("idle RSS of PID-1 sysinit: %d KiB (%s)", rssKiB(n.cmd.Process.Pid), strings.Join(mem, ", "))
 	if os.Getenv("PID1_SMAPS") != "" {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(n.cmd.Process.Pid) + "/smaps_rollup")
-		t.Logf("smaps_rollup:\n%s", b)
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(n.cmd.Process.Pid) + "/smaps")
+		var m string
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 0 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+				m = l
+			} else if len(f) > 1 && f[0] == "Rss:" && f[1] != "0" {
+				t.Logf("%s Rss %s", m, f[1])
+			}
+		}
 	}
 
 	// Every orphan is reaped: afterwards init's only child is the core (the
