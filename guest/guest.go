@@ -47,6 +47,9 @@ type (
 		Files map[string]string `json:"files,omitempty"`
 		// Hostname is the pod's; the guest's UTS name is set to it.
 		Hostname string `json:"hostname,omitempty"`
+		// Groups are supplementary groups added to the user's own
+		// (the security context's supplemental_groups).
+		Groups []uint32 `json:"groups,omitempty"`
 	}
 	// IDArgs names a container.
 	IDArgs struct {
@@ -330,6 +333,7 @@ func (a *Agent) create(args CreateArgs) error {
 		a.unmount(root)
 		return fmt.Errorf("container %s: %w", args.ID, err)
 	}
+	cred.Groups = addGroups(cred.Groups, args.Groups)
 	a.containers[args.ID] = &container{args: args, root: root, cred: cred}
 	return nil
 }

@@ -148,3 +148,15 @@ func TestWriteEtc(t *testing.T) {
 		t.Errorf("image without /etc: %v", err)
 	}
 }
+
+func TestAddGroups(t *testing.T) {
+	for _, tc := range []struct{ have, extra, want []uint32 }{
+		{nil, nil, nil},
+		{[]uint32{10}, []uint32{1234}, []uint32{10, 1234}},
+		{[]uint32{10, 1234}, []uint32{1234, 5}, []uint32{10, 1234, 5}},
+	} {
+		if got := addGroups(tc.have, tc.extra); !slices.Equal(got, tc.want) {
+			t.Errorf("addGroups(%v, %v) = %v, want %v", tc.have, tc.extra, got, tc.want)
+		}
+	}
+}

@@ -98,3 +98,13 @@ func readDB(path string) [][]string {
 	}
 	return out
 }
+
+// addGroups appends extra to groups, skipping those already there.
+func addGroups(groups, extra []uint32) []uint32 {
+	for _, g := range extra {
+		if !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	return groups
+}

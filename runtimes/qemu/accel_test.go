@@ -127,3 +127,25 @@ func TestEtcFiles(t *testing.T) {
 		t.Error("a line break in a DNS entry was accepted")
 	}
 }
+
+func TestCheckSecurityAndGroups(t *testing.T) {
+	i := func(v int64) *runtimeapi.Int64Value { return &runtimeapi.Int64Value{Value: v} }
+	for _, tc := range []struct {
+		name    string
+		sc      *runtimeapi.LinuxContainerSecurityContext
+		invalid bool
+	}{
+		{"none", nil, false},
+		{"group without user", &runtimeapi.LinuxContainerSecurityContext{RunAsGroup: i(5)}, true},
+		{"group with uid", &runtimeapi.LinuxContainerSecurityContext{RunAsUser: i(1), RunAsGroup: i(5)}, false},
+		{"group with name", &runtimeapi.LinuxContainerSecurityContext{RunAsUsername: "nobody", RunAsGroup: i(5)}, false},
+	} {
+		if err := checkSecurity(tc.sc); (err != nil) != tc.invalid {
+			t.Errorf("%s: checkSecurity = %v, want invalid %v", tc.name, err, tc.invalid)
+		}
+	}
+	got := supplementalGroups(&runtimeapi.LinuxContainerSecurityContext{SupplementalGroups: []int64{1234, -1, 5678}})
+	if !slices.Equal(got, []uint32{1234, 5678}) {
+		t.Errorf("supplementalGroups = %v, want [1234 5678]", got)
+	}
+}

@@ -80,6 +80,9 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	if err != nil {
 		return "", err
 	}
+	if err := checkSecurity(cfg.GetLinux().GetSecurityContext()); err != nil {
+		return "", fmt.Errorf("container %s: %w", id, err)
+	}
 	ref := cfg.GetImage().GetImage()
 	device, imageID := "img0", ImageID
 	var img ociImage
@@ -130,7 +133,8 @@ func (b *Backend) CreateContainer(ctx context.Context, id, podID string, cfg *ru
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = v.mux.Call(cctx, "create", guest.CreateArgs{ID: id, Device: device, Argv: argv, Env: env, Cwd: cwd,
-		User: containerUser(cfg.GetLinux().GetSecurityContext(), img.User), Files: files, Hostname: podHostname(p.cfg)}, nil)
+		User: containerUser(cfg.GetLinux().GetSecurityContext(), img.User), Groups: supplementalGroups(cfg.GetLinux().GetSecurityContext()),
+		Files: files, Hostname: podHostname(p.cfg)}, nil)
 	if err != nil {
 		c.closeLog()
 		return "", fmt.Errorf("container %s: guest: %w", id, err)
@@ -411,4 +415,25 @@ func containerUser(sc *runtimeapi.LinuxContainerSecurityContext, image string) s
 		user = name + ":" + strconv.FormatInt(g.GetValue(), 10)
 	}
 	return user
+}
+
+// checkSecurity refuses what runc-based runtimes refuse: a group without
+// a user to go with it (Kubernetes validates the same).
+func checkSecurity(sc *runtimeapi.LinuxContainerSecurityContext) error {
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return invalid("run_as_group is set without run_as_user or run_as_username")
+	}
+	return nil
+}
+
+// supplementalGroups are the security context's extra groups, added in
+// the guest to those the image's /etc/group gives the user.
+func supplementalGroups(sc *runtimeapi.LinuxContainerSecurityContext) []uint32 {
+	var out []uint32
+	for _, g := range sc.GetSupplementalGroups() {
+		if g >= 0 && g <= 1<<32-1 {
+			out = append(out, uint32(g))
+		}
+	}
+	return out
 }
