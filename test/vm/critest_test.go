@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"corral.io/corral/test/kubelet"
 )
 
 var (
@@ -41,6 +43,9 @@ func TestCritestVM(t *testing.T) {
 	}
 	critest := tool(t, "critest")
 	off := startOffline(t, "corral-vm-critest-")
+	// The mount-propagation specs mount in critest's TMPDIR (off.work) and
+	// leave the mounts when they fail; before off.work is removed.
+	t.Cleanup(func() { kubelet.UnmountUnder(off.work) })
 	n := startNodeDefault(t, "vm", off.extra(), []string{off.path})
 	sock := filepath.Join(n.root, "run", "corral", "cri.sock")
 
