@@ -238,10 +238,11 @@ func bootTwice(t *testing.T, img, work, initrd string, k initKind) (r result) {
 	// from the init (StandardInput=tty, TTYPath=/dev/ttyS0) and printed
 	// /etc/issue on it; its "login: " prompt ends without a newline, so
 	// it is looked for once later output (the power-off) ended the line.
-	if out, err := v.ssh(ctx, "readlink /proc/$(pidof -s agetty)/fd/0; tr '\\0' ' ' < /proc/$(pidof -s agetty)/cmdline"); err != nil || !strings.HasPrefix(out, "/dev/ttyS0\n") {
-		problem("agetty's stdin is not /dev/ttyS0: %q (%v)", out, err)
+	// (getty@tty1's agetty may run too, on the VT.)
+	if out, err := v.ssh(ctx, "for p in $(pidof agetty); do echo \"$(readlink /proc/$p/fd/0): $(tr '\\0' ' ' < /proc/$p/cmdline)\"; done"); err != nil || !strings.Contains(out, "/dev/ttyS0: ") {
+		problem("no agetty with /dev/ttyS0 as stdin: %q (%v)", out, err)
 	} else {
-		t.Logf("%s: agetty: %s", k.name, strings.ReplaceAll(strings.TrimSpace(out), "\n", ", "))
+		t.Logf("%s: agetty: %s", k.name, strings.ReplaceAll(strings.TrimSpace(out), "\n", "; "))
 	}
 	ictx, icancel := context.WithTimeout(ctx, 30*time.Second)
 	if _, err := v.waitLine(ictx, issueLine); err != nil {
