@@ -97,6 +97,8 @@ type Manager struct {
 	state   string            // "starting", "running", "stopping"
 
 	changes atomic.Uint64 // state changes, for trimWhenIdle
+
+	beforeStop []func(context.Context) // BeforeStop hooks
 }
 
 // New opens everything the manager needs under cfg.Root. Nothing is started
@@ -226,6 +228,12 @@ func (m *Manager) Run(ctx context.Context, target string) error {
 
 	m.setState("stopping")
 	sctx, scancel := context.WithTimeout(bg, 5*time.Minute)
+	m.mu.RLock()
+	hooks := m.beforeStop
+	m.mu.RUnlock()
+	for _, f := range hooks {
+		f(sctx)
+	}
 	m.stopAll(sctx)
 	scancel()
 	if atShutdown != nil {
@@ -277,6 +285,15 @@ func (m *Manager) announce(ctx context.Context, j *job.Job) {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "corral: failed to reach %s: job %s\n", name, res)
+}
+
+// BeforeStop registers f to run at shutdown before any unit is stopped,
+// while the spawner and reaper still work: backends whose teardown runs
+// processes (CNI plugins for VM pods) need both.
+func (m *Manager) BeforeStop(f func(context.Context)) {
+	m.mu.Lock()
+	m.beforeStop = append(m.beforeStop, f)
+	m.mu.Unlock()
 }
 
 // trimWhenIdle hands memory back to the kernel once a burst of work (boot,

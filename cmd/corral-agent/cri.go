@@ -126,6 +126,13 @@ func buildBackends(cfg *config.Config, root, cgroupRoot string, m *manager.Manag
 				b = cri.Unavailable(h.Backend, err.Error())
 			} else {
 				b = qb
+				// VM pods still running at shutdown: stop them while CNI
+				// plugins can still run (before the manager stops units).
+				m.BeforeStop(func(ctx context.Context) {
+					if err := qb.Shutdown(ctx); err != nil {
+						log.Warn("vm pods at shutdown", "handler", name, "err", err)
+					}
+				})
 			}
 		default:
 			b = cri.Unavailable(h.Backend, fmt.Sprintf("backend %s is not built into this agent yet", h.Backend))
