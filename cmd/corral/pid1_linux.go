@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -120,6 +121,7 @@ func (m *machine) run(args []string, hugeErr error) sysinit.Action {
 	req := make(chan sysinit.Action, 1)
 	cfg.Requests = req
 	go m.powerButton(ctx, req)
+	go m.memoryReport(ctx)
 	// Boot's garbage and the binary's boot-only pages, again once PID 1
 	// has settled (sysinit.Trim).
 	go sysinit.TrimAfter(ctx, func() { m.log.Debug("memory trimmed", "after", "idle") },
@@ -247,6 +249,26 @@ func (m *machine) powerButton(ctx context.Context, req chan<- sysinit.Action) {
 		default: // one is already pending
 		}
 	})
+}
+
+// memoryReport logs the Go runtime's view of PID 1's memory on SIGUSR1,
+// for finding out what the anonymous part of its RSS is (docs/PID1.md).
+func (m *machine) memoryReport(ctx context.Context) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		m.log.Info("memory", "heap_alloc", ms.HeapAlloc, "heap_inuse", ms.HeapInuse, "heap_idle", ms.HeapIdle,
+			"heap_released", ms.HeapReleased, "stack_inuse", ms.StackInuse, "sys", ms.Sys, "num_gc", ms.NumGC,
+			"goroutines", runtime.NumGoroutine())
+	}
 }
 
 // trim runs sysinit.Trim and says so at debug level (the PID-1 test waits

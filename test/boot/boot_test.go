@@ -42,6 +42,9 @@ var (
 	loginPrompt = regexp.MustCompile(`login: `)
 )
 
+// memLine is Corral PID 1's answer to SIGUSR1.
+var memLine = regexp.MustCompile(`msg=memory heap_alloc=`)
+
 // services are what the image runs and the test checks.
 // serial-getty@ttyS0.service comes from the inits' getty generators
 // (console=ttyS0 on the kernel command line).
@@ -278,6 +281,20 @@ func bootTwice(t *testing.T, img, work, initrd string, k initKind) (r result) {
 		// Mapping by mapping: which of them holds PID 1's memory.
 		out, _ := v.ssh(ctx, "awk '/^[0-9a-f]+-/ {m=$0} /^(Rss|Anonymous):/ && $2>0 {print m\" \"$1$2}' /proc/1/smaps")
 		t.Logf("%s: PID 1 smaps:\n%s", k.name, out)
+		if k.agent != "" { // Corral's PID 1 logs its Go memory statistics on SIGUSR1
+			v.ssh(ctx, "kill -USR1 1")
+			mctx, mcancel := context.WithTimeout(ctx, 10*time.Second)
+			if _, err := v.waitLine(mctx, memLine); err == nil {
+				v.mu.Lock()
+				for _, l := range v.lines {
+					if memLine.MatchString(l.text) {
+						t.Logf("%s: %s", k.name, l.text)
+					}
+				}
+				v.mu.Unlock()
+			}
+			mcancel()
+		}
 	}
 	r.agentRSS = "-"
 	if k.agent != "" {
