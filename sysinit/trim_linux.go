@@ -40,11 +40,20 @@ func Trim() int64 {
 // thing a supervisor does. With THP "always" (Debian's kernels) each of
 // the Go heap's first faults maps a whole 2 MiB page: measured as PID 1 in
 // the boot VM, 4 MiB of a 6 MiB RSS were two huge pages of a heap that
-// holds a few hundred KiB. The setting is inherited across fork and exec,
+// holds a few hundred KiB. Pages the runtime faulted before main stay huge,
+// so PID 1 re-executes itself once after it (cmd/corral). The setting is
+// inherited across fork and exec,
 // so the core runs without THP too (its heap is small and scattered as
 // well), and proc's trampoline turns it back on for every service.
 func NoHugePages() error {
 	return unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
+}
+
+// HugePagesDisabled reports whether NoHugePages is in effect (it survives
+// exec, so a re-executed supervisor finds it set).
+func HugePagesDisabled() bool {
+	v, err := unix.PrctlRetInt(unix.PR_GET_THP_DISABLE, 0, 0, 0, 0)
+	return err == nil && v == 1
 }
 
 // TrimAfter runs Trim at each delay after start (the delays add up),

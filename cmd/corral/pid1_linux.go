@@ -42,7 +42,17 @@ type machine struct {
 // pid1 runs the machine's init. It never returns: exiting PID 1 panics the
 // kernel. Every path, including a panic, ends in finish (Talos's handle).
 func pid1(_ *slog.Logger, args []string) int {
-	hugeErr := sysinit.NoHugePages() // before the heap grows; logged once there is a console
+	var hugeErr error
+	if !sysinit.HugePagesDisabled() {
+		// The runtime mapped its first heap pages before main, as huge
+		// pages where THP is "always"; a fresh image of ourselves starts
+		// without them (the setting survives exec). /proc may not be
+		// mounted yet, hence argv[0]. If exec fails, boot goes on.
+		hugeErr = sysinit.NoHugePages()
+		if hugeErr == nil && len(args) > 0 && filepath.IsAbs(args[0]) {
+			hugeErr = syscall.Exec(args[0], args, os.Environ())
+		}
+	}
 	m := &machine{
 		log:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		onFatal: sysinit.ActionReboot,
