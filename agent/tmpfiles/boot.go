@@ -3,12 +3,15 @@ package tmpfiles
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -98,7 +101,13 @@ func LoadRandomSeed(root string) error {
 		if err != nil {
 			return fmt.Errorf("random seed: %w", err)
 		}
-		_, err = f.Write(seed)
+		// Credit the seed, as systemd-random-seed does for a seed file only
+		// root can read: without credit a VM with no entropy source can
+		// leave getrandom(2) blocking for long, and with it every daemon
+		// that asks for random bytes at start (sshd, dbus).
+		if cerr := creditSeed(f, seed); cerr != nil {
+			_, err = f.Write(seed)
+		}
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("random seed: write /dev/urandom: %w", err)
@@ -139,4 +148,19 @@ func BootSpecifiers(root string) Specifiers {
 		Hostname:      unix.ByteSliceToString(u.Nodename[:]),
 		KernelRelease: unix.ByteSliceToString(u.Release[:]),
 	}
+}
+
+// creditSeed adds seed to the kernel's pool and credits its entropy
+// (RNDADDENTROPY, struct rand_pool_info).
+func creditSeed(f *os.File, seed []byte) error {
+	buf := make([]byte, 8+len(seed))
+	binary.NativeEndian.PutUint32(buf[0:], uint32(len(seed)*8)) // entropy_count, bits
+	binary.NativeEndian.PutUint32(buf[4:], uint32(len(seed)))   // buf_size, bytes
+	copy(buf[8:], seed)
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&buf[0])))
+	runtime.KeepAlive(buf)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
