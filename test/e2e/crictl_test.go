@@ -216,6 +216,9 @@ func inspectField(t *testing.T, n *node, verb, id string, path ...string) string
 		return ""
 	case string:
 		return x
+	case float64:
+		// Not fmt.Sprint: PIDs above 999999 would print as 1.948569e+06.
+		return strconv.FormatFloat(x, 'f', -1, 64)
 	default:
 		return fmt.Sprint(x)
 	}
