@@ -79,6 +79,10 @@ type Adoption struct {
 func (s *Service) Adopt(a Adoption, w PIDWatcher) bool {
 	s.lock()
 	defer s.unlock()
+	return s.adopt(a, w)
+}
+
+func (s *Service) adopt(a Adoption, w PIDWatcher) bool {
 	if s.st.SubState != Dead || s.u.Service == nil {
 		return false
 	}
@@ -183,8 +187,18 @@ func (s *Service) Adopt(a Adoption, w PIDWatcher) bool {
 // DB has no live main PID for it (the core died between spawning the main
 // process and recording it): the earliest started one becomes the main PID
 // and the unit is running. The caller picked pid.
+//
+// The unit may have been restored as failed: a start of a failed unit
+// records nothing before its main process runs, so the record still says
+// failed. That run is the newer one; refusing it would leave a process in
+// the cgroup that no unit tracks, and the next start would spawn a second.
 func (s *Service) AdoptStray(pid int, start uint64, w PIDWatcher) bool {
-	return s.Adopt(Adoption{SubState: Running, MainPID: pid, MainPIDStart: start}, w)
+	s.lock()
+	defer s.unlock()
+	if s.st.SubState == Failed && s.st.MainPID == 0 && s.st.ControlPID == 0 && len(s.watches) == 0 {
+		s.st.SubState, s.st.ActiveState = Dead, Dead.Active()
+	}
+	return s.adopt(Adoption{SubState: Running, MainPID: pid, MainPIDStart: start}, w)
 }
 
 // watchAdopted is watch for a process that is not our child.

@@ -173,3 +173,51 @@ func TestAdoptOnlyInactive(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestAdoptStrayAfterFailed: a failed unit was started again and the core
+// died before it recorded the new main process, so the record still says
+// failed. Recovery must adopt the process it finds in the cgroup; otherwise
+// nothing tracks it, a stop leaves it running and a start spawns a second.
+func TestAdoptStrayAfterFailed(t *testing.T) {
+	for _, rec := range []Adoption{
+		{SubState: Failed, Result: Unknown},
+		{SubState: Dead},
+	} {
+		const stray = 4_100_003
+		f := newFixture(t, newUnit(nil))
+		f.w.mu.Lock()
+		f.w.alive[stray] = "stray"
+		f.w.mu.Unlock()
+		pw := &pidWatcher{}
+		f.s.Adopt(rec, pw)
+		if !f.s.AdoptStray(stray, 7, pw) {
+			t.Fatalf("%s: AdoptStray refused the process in the cgroup", rec.SubState)
+		}
+		if st := f.s.Status(); st.SubState != Running || st.MainPID != stray {
+			t.Fatalf("%s: after AdoptStray %s with MainPID %d, want running with %d", rec.SubState, st.SubState, st.MainPID, stray)
+		}
+		if err := f.start(t); err != nil {
+			t.Fatalf("%s: Start: %v", rec.SubState, err)
+		}
+		f.w.mu.Lock()
+		n := len(f.w.specs)
+		f.w.mu.Unlock()
+		if n != 0 {
+			t.Errorf("%s: Start after AdoptStray spawned %d processes", rec.SubState, n)
+		}
+		done := make(chan struct{})
+		go func() { f.stop(t); close(done) }()
+		f.waitState(t, StopSigterm)
+		pw.exit(t, stray, sigStatus(unix.SIGTERM))
+		<-done
+		f.w.mu.Lock()
+		sigs := slices.Clone(f.w.signals)
+		f.w.mu.Unlock()
+		if !slices.Contains(sigs, itoa(stray)+":TERM") {
+			t.Errorf("%s: stop sent %v, want SIGTERM to the adopted process %d", rec.SubState, sigs, stray)
+		}
+		if st := f.s.Status(); st.SubState != Dead {
+			t.Errorf("%s: after stop %s, want dead", rec.SubState, st.SubState)
+		}
+	}
+}

@@ -206,7 +206,9 @@ func TestChaosKillLoop(t *testing.T) {
 	const nUnits = 6
 	units := map[string]string{}
 	name := func(i int) string { return fmt.Sprintf("c%d.service", i) }
-	marker := func(i int) string { return strconv.Itoa(200100 + i) }
+	// The marker (sleep's argument) is unique per test process, so that
+	// runs in parallel do not count each other's processes.
+	marker := func(i int) string { return strconv.Itoa(10_000_000 + os.Getpid()%1_000_000*10 + i) }
 	// Spawns are counted in a file, which outlives every core.
 	spawnDir := t.TempDir()
 	for i := range nUnits {
@@ -309,6 +311,13 @@ func TestChaosKillLoop(t *testing.T) {
 			stopped++
 			if st == "active" || len(ps) != 0 {
 				t.Errorf("%s: wanted stopped; state %s, processes %v", name(i), st, ps)
+			}
+		}
+		if t.Failed() {
+			for _, p := range ps {
+				cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p))
+				st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+				t.Logf("%s: process %d: stat %s cgroup:\n%s", name(i), p, strings.TrimSpace(string(st)), cg)
 			}
 		}
 		b, _ := os.ReadFile(fmt.Sprintf("%s/%d", spawnDir, i))
