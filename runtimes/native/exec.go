@@ -117,7 +117,7 @@ func (b *Backend) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	res, err := b.run(ctx, sp, nil)
+	res, err := b.procExec().Run(ctx, sp, nil)
 	if err != nil {
 		var pe *proc.Error
 		if errors.As(err, &pe) {

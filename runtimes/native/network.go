@@ -7,10 +7,11 @@ import (
 	"corral.io/corral/runtimes/cni"
 )
 
-// pluginExec runs CNI plugins through the agent's spawner and reaper:
-// libcni's default runs them with os/exec, whose Wait would race the
-// agent's wait4(-1) loop.
-func (b *Backend) pluginExec() cni.Exec {
+// procExec runs short-lived processes (CNI plugins, ExecSync) through the
+// agent's spawner and reaper: os/exec's Wait would race the agent's
+// wait4(-1) loop, and the trampoline lets them join a container's
+// namespaces and cgroup.
+func (b *Backend) procExec() cni.Exec {
 	return cni.Exec{Spawner: b.units.Spawner(), Reaper: b.units.Reaper(), Log: b.log}
 }
 

@@ -152,7 +152,7 @@ func (b *Backend) RunPodSandbox(ctx context.Context, id string, cfg *runtimeapi.
 	}
 	if nsOpt.GetNetwork() != runtimeapi.NamespaceMode_NODE {
 		p.rec.CNI = true
-		att, err := b.net.Add(ctx, b.pluginExec(), id, p.nsPaths()["net"], cfg)
+		att, err := b.net.Add(ctx, b.procExec(), id, p.nsPaths()["net"], cfg)
 		if err != nil {
 			p.rec.CNI = false // nothing to delete
 			return "", fmt.Errorf("pod sandbox %s: %w", id, err)
@@ -240,7 +240,7 @@ func (b *Backend) teardown(ctx context.Context, p *pod) {
 		if !b.holderAlive(p) {
 			nsPath = ""
 		}
-		if err := b.net.Del(ctx, b.pluginExec(), p.rec.ID, nsPath, p.cfg); err != nil {
+		if err := b.net.Del(ctx, b.procExec(), p.rec.ID, nsPath, p.cfg); err != nil {
 			b.log.Warn("pod network teardown", "pod", p.rec.ID, "err", err)
 		} else {
 			p.rec.CNI = false
