@@ -93,7 +93,14 @@ func TestCritestThroughCorralMatchesContainerd(t *testing.T) {
 	n.crictl("@"+n.sock, "rmp", "-fa") // nothing should be left, but do not let it skew the second run
 	direct := n.critest("containerd", n.sock)
 
-	if corral.ran != direct.ran || corral.passed != direct.passed {
+	// Some NRI specs skip themselves depending on timing (docs/TOOLS.md:
+	// 124–126 specs run against containerd alone), so the number that ran
+	// may differ by a few between the two runs; every spec that ran in one
+	// and not the other must then have passed (the failures are compared
+	// exactly below).
+	t.Logf("critest through Corral: %d passed of %d ran; containerd directly: %d passed of %d ran",
+		corral.passed, corral.ran, direct.passed, direct.ran)
+	if d := corral.ran - direct.ran; d < -3 || d > 3 || corral.passed-direct.passed != d {
 		t.Errorf("critest through Corral: %d passed of %d ran; containerd directly: %d passed of %d ran",
 			corral.passed, corral.ran, direct.passed, direct.ran)
 	}
