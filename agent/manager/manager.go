@@ -49,6 +49,10 @@ type Config struct {
 	// /proc/cmdline.
 	Cmdline string
 	Log     *slog.Logger
+	// Trim hands idle memory back to the kernel after a burst of work
+	// (main passes sysinit.Trim, which also drops the page-table entries of
+	// the binary's read-only pages); nil means debug.FreeOSMemory.
+	Trim func() int64
 	// OnShutdown handles a shutdown request from the API. Under `corral
 	// init` the supervisor must drive it (it would otherwise restart the
 	// agent); nil means: stop every unit and return from Run.
@@ -312,7 +316,11 @@ func (m *Manager) trimWhenIdle(ctx context.Context) {
 		}
 		if n := m.changes.Load(); n != seen && len(m.engine.Jobs()) == 0 {
 			seen = n
-			debug.FreeOSMemory()
+			if m.cfg.Trim != nil {
+				m.cfg.Trim()
+			} else {
+				debug.FreeOSMemory()
+			}
 		}
 	}
 }

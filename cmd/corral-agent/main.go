@@ -79,7 +79,7 @@ func run() int {
 		log.Error("inherited sockets", "err", err)
 		return 1
 	}
-	cfg := manager.Config{Root: *root, UnitDirs: unitDirs, CgroupBase: *cgroup, Helper: *helper, Log: log, Notify: inherited["notify"]}
+	cfg := manager.Config{Root: *root, UnitDirs: unitDirs, CgroupBase: *cgroup, Helper: *helper, Log: log, Notify: inherited["notify"], Trim: sysinit.Trim}
 	if *recFD > 2 {
 		// Not for the services we spawn: close-on-exec before anything forks.
 		unix.CloseOnExec(*recFD)
