@@ -103,6 +103,7 @@ type Manager struct {
 	changes atomic.Uint64 // state changes, for trimWhenIdle
 
 	beforeStop []func(context.Context) // BeforeStop hooks
+	relisten   []string                // socket units recorded active by a previous core
 }
 
 // New opens everything the manager needs under cfg.Root. Nothing is started
@@ -209,6 +210,12 @@ func (m *Manager) Run(ctx context.Context, target string) error {
 	// start a unit a second time (recover.go).
 	recovered := m.recoverUnits(ctx)
 	close(m.ready)
+	for _, name := range m.relisten {
+		m.log.Info("recovery: listening again on a socket unit of the previous core", "unit", name)
+		if _, err := m.engine.Enqueue(ctx, name, job.Start, job.Replace); err != nil {
+			m.log.Error("recovery: socket unit", "unit", name, "err", err)
+		}
+	}
 
 	var atShutdown func()
 	if m.cfg.Boot {

@@ -266,7 +266,12 @@ func (m *Manager) recoverUnits(ctx context.Context) bool {
 				restored++
 			}
 		case e.sock != nil:
-			// Not adopted: its listening fds died with the old core.
+			// Its listening fds died with the old core: listen again
+			// (Run starts it once the engine runs), so that socket
+			// activation keeps working after a restart of the core.
+			if r.ActiveState == "active" {
+				m.relisten = append(m.relisten, e.name())
+			}
 		case r.ActiveState == "active":
 			switch e.unit().Type {
 			case unit.TypeTarget, unit.TypeSlice:
