@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	kubetest "corral.io/corral/test/kubelet"
 )
 
 var (
@@ -94,25 +96,10 @@ func scratch(t *testing.T, prefix string) string {
 	}
 	os.Chmod(d, 0o755)
 	t.Cleanup(func() {
-		unmountUnder(d)
+		kubetest.UnmountUnder(d)
 		os.RemoveAll(d)
 	})
 	return d
-}
-
-// unmountUnder lazily unmounts every mount at or below dir, deepest first.
-func unmountUnder(dir string) {
-	data, _ := os.ReadFile("/proc/self/mounts")
-	var ms []string
-	for _, l := range strings.Split(string(data), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 1 && (f[1] == dir || strings.HasPrefix(f[1], dir+"/")) {
-			ms = append(ms, f[1])
-		}
-	}
-	for i := len(ms) - 1; i >= 0; i-- {
-		syscall.Unmount(ms[i], syscall.MNT_DETACH)
-	}
 }
 
 // node is one running `corral init` with its CRI socket.

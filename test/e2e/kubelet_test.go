@@ -3,12 +3,9 @@
 package e2e
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// kubeletSysctls are the kernel settings kubelet changes at start
-// (setupKernelTunables); the test puts them back.
-var kubeletSysctls = []string{
-	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
-	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
-}
+	kubetest "corral.io/corral/test/kubelet"
+)
 
 const tickerManifest = `apiVersion: v1
 kind: Pod
@@ -77,7 +69,7 @@ func TestKubeletStaticPod(t *testing.T) {
 	cni := newCNINet(t, dir)
 	// Registered before the node so that it runs after the node stopped:
 	// the pods' cgroups sit under kubelet's kubepods (cgroup_parent).
-	restoreKubeletLeftovers(t)
+	kubetest.RestoreHost(t)
 	n := startNode(t, cni.config())
 
 	manifests := filepath.Join(dir, "manifests")
@@ -158,7 +150,7 @@ evictionHard:
 			t.Fatalf("kubelet exited:\n%s", tail(string(data), 40))
 		default:
 		}
-		_, err := getBody(fmt.Sprintf("http://127.0.0.1:%d/healthz", healthz))
+		_, err := kubetest.GetBody(fmt.Sprintf("http://127.0.0.1:%d/healthz", healthz))
 		return err
 	})
 
@@ -218,7 +210,7 @@ socketserver.TCPServer(("0.0.0.0", 8080), functools.partial(http.server.SimpleHT
 	})
 	checkKubeletLog(t, logFile, map[string]string{"stdout": "tick"})
 	// ... and kubelet serves them back over its API.
-	logs, err := getBody(fmt.Sprintf("https://127.0.0.1:%d/containerLogs/default/ticker-%s/tick", port, nodeName))
+	logs, err := kubetest.GetBody(fmt.Sprintf("https://127.0.0.1:%d/containerLogs/default/ticker-%s/tick", port, nodeName))
 	if err != nil || !strings.Contains(logs, "tick\n") {
 		t.Errorf("kubelet containerLogs = %q, %v", logs, err)
 	}
@@ -314,7 +306,7 @@ type kubePod struct {
 }
 
 func findPod(url, name string) (kubePod, error) {
-	body, err := getBody(url)
+	body, err := kubetest.GetBody(url)
 	if err != nil {
 		return kubePod{}, err
 	}
@@ -328,61 +320,4 @@ func findPod(url, name string) (kubePod, error) {
 		}
 	}
 	return kubePod{}, fmt.Errorf("pod %s not in %s (%d pods)", name, url, len(list.Items))
-}
-
-func getBody(url string) (string, error) {
-	// kubelet's authenticated port serves a self-signed certificate.
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return string(b), err
-}
-
-// restoreKubeletLeftovers undoes, at the end of the test, what kubelet
-// changes outside its root dir: the sysctls it tunes, the kubepods cgroups
-// it creates at the top of every hierarchy, and /var/lib/kubelet (its
-// device-plugin socket dir is fixed) when that did not exist before. The
-// root dir's self bind mount goes with the scratch dir's unmount.
-func restoreKubeletLeftovers(t *testing.T) {
-	saved := map[string]string{}
-	for _, k := range kubeletSysctls {
-		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
-			saved[k] = strings.TrimSpace(string(b))
-		}
-	}
-	var newCgroups []string
-	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, h := range hier {
-		if _, err := os.Stat(filepath.Join(h, "kubepods")); err != nil {
-			newCgroups = append(newCgroups, filepath.Join(h, "kubepods"))
-		}
-	}
-	_, err := os.Stat("/var/lib/kubelet")
-	varLibExisted := err == nil
-	_, err = os.Stat("/var/lib/kubelet/device-plugins")
-	devPluginsExisted := err == nil
-	t.Cleanup(func() {
-		for k, v := range saved {
-			if err := os.WriteFile("/proc/sys/"+k, []byte(v), 0o644); err != nil {
-				t.Errorf("restore sysctl %s=%s: %v", k, v, err)
-			}
-		}
-		for _, c := range newCgroups {
-			removeTree(c)
-		}
-		if !devPluginsExisted {
-			os.RemoveAll("/var/lib/kubelet/device-plugins")
-		}
-		if !varLibExisted {
-			unmountUnder("/var/lib/kubelet")
-			os.RemoveAll("/var/lib/kubelet")
-		}
-	})
 }
