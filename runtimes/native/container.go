@@ -60,6 +60,22 @@ type container struct {
 	tee    *tee     // the main process's output, for attach; nil after an agent restart
 }
 
+// oomKilled records an OOM kill in the container's cgroup. The kernel's
+// notification can arrive after the container's exit was handled (the
+// eventfd is read by its own goroutine): then the exit's reason is fixed
+// up here.
+func (b *Backend) oomKilled(c *container) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c.oom = true
+	if c.rec.State == runtimeapi.ContainerState_CONTAINER_EXITED && c.rec.ExitCode != 0 && c.rec.Reason != "OOMKilled" {
+		c.rec.Reason = "OOMKilled"
+		if err := b.putContainer(c); err != nil {
+			b.log.Warn("record OOM kill", "container", c.rec.ID, "err", err)
+		}
+	}
+}
+
 func (b *Backend) putContainer(c *container) error {
 	c.rec.Version = 1
 	if err := b.db.Put(bucketContainers, c.rec.ID, c.rec); err != nil {
@@ -482,7 +498,7 @@ func (b *Backend) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("container %s: %w", id, err)
 	}
 	if d := b.cg.Path("memory", c.rec.Cgroup); d != "" {
-		if err := watchOOM(d, func() { b.mu.Lock(); c.oom = true; b.mu.Unlock() }); err != nil {
+		if err := watchOOM(d, func() { b.oomKilled(c) }); err != nil {
 			b.log.Warn("container OOM kills will not be reported", "container", id, "err", err)
 		}
 	}
